@@ -1,0 +1,210 @@
+"""The one place that builds ``openai`` clients, and shares them.
+
+Clients are expensive (a connection pool each) and must not be built per call, so:
+
+* sync clients are shared process-wide, one per :class:`ClientConfig`;
+* async clients are shared per event loop *and* config, and are never reused on
+  another loop (a pooled ``AsyncClient`` from a closed loop fails with "Event loop
+  is closed"). When a loop shuts down (``asyncio.run`` returning, a pytest-asyncio
+  test ending) its clients are closed through the loop's async-generator shutdown
+  hook, so no socket outlives its loop.
+
+Timeouts and retries are *not* part of the key: they are sent per request, so a
+fallback chain's members (retries off) share the primary's pool.
+
+``openai`` is imported here lazily: importing langchain-holysheep stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping
+
+    import openai
+
+__all__ = [
+    "ClientConfig",
+    "aclose_async_clients",
+    "close_sync_client",
+    "get_async_client",
+    "get_sync_client",
+]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything that decides which pooled client a model uses.
+
+    The key itself is kept out of ``repr`` and out of equality (its digest is
+    compared instead), so a config can be logged and used as a dict key safely.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False, compare=False)
+    default_headers: tuple[tuple[str, str], ...] = ()
+    default_query: tuple[tuple[str, str], ...] = ()
+    http_client: Any = field(default=None, compare=False, repr=False)
+    key_digest: str = field(init=False, repr=False)
+    http_client_id: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Derive the comparable stand-ins for the key and the user's client."""
+        digest = hashlib.sha256(self.api_key.encode()).hexdigest()
+        object.__setattr__(self, "key_digest", digest)
+        object.__setattr__(self, "http_client_id", id(self.http_client))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        base_url: str,
+        api_key: str,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        http_client: Any = None,
+    ) -> ClientConfig:
+        """Build a hashable config from a model's settings.
+
+        Args:
+            base_url: The gateway URL, ending in ``/v1``.
+            api_key: The API key.
+            default_headers: Headers sent with every request.
+            default_query: Query parameters sent with every request.
+            http_client: A user-supplied ``httpx``/``httpx2`` client, if any.
+
+        Returns:
+            The config.
+        """
+        return cls(
+            base_url=base_url,
+            api_key=api_key,
+            default_headers=tuple(sorted((default_headers or {}).items())),
+            default_query=tuple(
+                sorted((k, str(v)) for k, v in (default_query or {}).items())
+            ),
+            http_client=http_client,
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``openai.OpenAI``/``openai.AsyncOpenAI``."""
+        kwargs: dict[str, Any] = {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "default_headers": dict(self.default_headers) or None,
+            "default_query": dict(self.default_query) or None,
+            # Timeouts and retries are sent per request by the model.
+            "max_retries": 0,
+        }
+        if self.http_client is not None:
+            kwargs["http_client"] = self.http_client
+        return kwargs
+
+
+_lock = threading.Lock()
+_sync_clients: dict[ClientConfig, openai.OpenAI] = {}
+_LoopClients = dict[ClientConfig, "openai.AsyncOpenAI"]
+_async_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[_LoopClients, AsyncGenerator[None, None]]
+] = weakref.WeakKeyDictionary()
+
+
+def get_sync_client(config: ClientConfig) -> openai.OpenAI:
+    """Return the process-wide sync client for ``config``, building it once.
+
+    Args:
+        config: The connection settings.
+
+    Returns:
+        The shared client.
+    """
+    client = _sync_clients.get(config)
+    if client is not None:
+        return client
+    import openai  # noqa: PLC0415  (deferred: keeps import time low)
+
+    with _lock:
+        client = _sync_clients.get(config)
+        if client is None:
+            client = openai.OpenAI(**config.client_kwargs())
+            _sync_clients[config] = client
+    return client
+
+
+def close_sync_client(config: ClientConfig) -> None:
+    """Close and forget the shared sync client for ``config`` (rebuilt on next use).
+
+    A client built around a user-supplied ``http_client`` is forgotten but the
+    user's client is left open: its owner closes it.
+
+    Args:
+        config: The connection settings.
+    """
+    with _lock:
+        client = _sync_clients.pop(config, None)
+    if client is not None and config.http_client is None:
+        client.close()
+
+
+async def _close_on_loop_shutdown(clients: _LoopClients) -> AsyncGenerator[None, None]:
+    """Park until the loop shuts its async generators down, then close ``clients``.
+
+    ``asyncio.run`` (and every ``asyncio.Runner``) calls ``shutdown_asyncgens``
+    before closing the loop, which resumes this generator with ``GeneratorExit``.
+    """
+    try:
+        yield
+    finally:
+        for config, client in list(clients.items()):
+            if config.http_client is None:
+                await client.close()
+        clients.clear()
+
+
+async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
+    """Return the async client for ``config`` on the running event loop.
+
+    Args:
+        config: The connection settings.
+
+    Returns:
+        A client bound to the running loop, shared by every model on that loop.
+    """
+    loop = asyncio.get_running_loop()
+    entry = _async_clients.get(loop)
+    if entry is not None and (client := entry[0].get(config)) is not None:
+        return client
+    import openai  # noqa: PLC0415  (deferred: keeps import time low)
+
+    if entry is None:
+        clients: _LoopClients = {}
+        closer = _close_on_loop_shutdown(clients)
+        # The first step registers the generator with the loop's shutdown hook.
+        await closer.__anext__()
+        entry = (clients, closer)
+        _async_clients[loop] = entry
+    client = entry[0].get(config)
+    if client is None:
+        client = openai.AsyncOpenAI(**config.client_kwargs())
+        entry[0][config] = client
+    return client
+
+
+async def aclose_async_clients(config: ClientConfig) -> None:
+    """Close and forget this loop's async client for ``config``.
+
+    Args:
+        config: The connection settings.
+    """
+    entry = _async_clients.get(asyncio.get_running_loop())
+    if entry is None:
+        return
+    client = entry[0].pop(config, None)
+    if client is not None and config.http_client is None:
+        await client.close()

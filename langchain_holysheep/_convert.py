@@ -1,0 +1,516 @@
+"""Pure conversions between LangChain messages and the Chat Completions wire format.
+
+No client, no I/O, no ``self``: every function takes plain data and returns plain
+data (or LangChain message objects), so each edge case is a one-line table test.
+The stream converter keeps its running state in :class:`StreamState`, shared by
+the sync and async stream loops.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolCallChunk,
+    ToolMessage,
+)
+from langchain_core.messages.ai import (
+    InputTokenDetails,
+    OutputTokenDetails,
+    UsageMetadata,
+)
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "PROVIDER",
+    "StreamState",
+    "completion_to_result",
+    "message_to_dict",
+    "messages_to_dicts",
+    "usage_to_metadata",
+]
+
+PROVIDER: Final = "holysheep"
+_REASONING_KEYS: Final = ("reasoning_content", "reasoning")
+# Content block types that carry no text for the API and are sent another way
+# (tool calls go in ``tool_calls``; reasoning is echoed only where a model needs it).
+_AI_BLOCKS_SENT_ELSEWHERE: Final = frozenset(
+    {"tool_call", "tool_call_chunk", "invalid_tool_call", "reasoning", "thinking"}
+)
+_PASSTHROUGH_PART_TYPES: Final = frozenset(
+    {"image_url", "input_audio", "file", "refusal"}
+)
+
+
+def _input_error(message: str) -> NoReturn:
+    from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
+
+    raise HolySheepInputError(message)
+
+
+def _response_error(message: str, body: object) -> NoReturn:
+    from langchain_holysheep.errors import HolySheepResponseError  # noqa: PLC0415
+
+    raise HolySheepResponseError(message, body=body)
+
+
+# --------------------------------------------------------------------------- #
+# LangChain messages -> request
+# --------------------------------------------------------------------------- #
+
+
+def _text_part(block: Mapping[str, Any]) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
+    if "cache_control" in block:  # Claude prompt caching through the gateway
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] | None:
+    """Convert one content block; ``None`` means "not sent in ``content``"."""
+    if isinstance(block, str):
+        return {"type": "text", "text": block}
+    kind = block.get("type")
+    if kind == "text":
+        return _text_part(block)
+    if kind == "image_url":
+        url = block.get("image_url")
+        return (
+            {**block, "image_url": {"url": url}}
+            if isinstance(url, str)
+            else dict(block)
+        )
+    if kind in _PASSTHROUGH_PART_TYPES:
+        return dict(block)
+    if kind in {"image", "file", "audio"}:
+        from langchain_core.messages.block_translators.openai import (  # noqa: PLC0415
+            convert_to_openai_data_block,
+        )
+
+        try:
+            return convert_to_openai_data_block(dict(block))
+        except (KeyError, ValueError) as error:
+            _input_error(f"Cannot send this {kind} block: {error}. Block: {block!r}")
+    if role == "assistant" and kind in _AI_BLOCKS_SENT_ELSEWHERE:
+        return None
+    _input_error(
+        f"Content block type {kind!r} cannot be sent in a {role} message. "
+        "Use text, image_url, or LangChain image/file/audio blocks."
+    )
+
+
+def _content(content: str | list[str | dict[str, Any]], role: str) -> Any:
+    if isinstance(content, str):
+        return content
+    parts = [p for b in content if (p := _content_part(b, role)) is not None]
+    if role in {"assistant", "tool", "system"} and all(
+        p.get("type") == "text" and "cache_control" not in p for p in parts
+    ):
+        # These roles take plain strings everywhere; some backends reject parts.
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _tool_call_dict(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+    }
+
+
+def _invalid_tool_call_dict(call: InvalidToolCall) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["args"] or ""},
+    }
+
+
+def _assistant_dict(message: AIMessage, *, echo_reasoning: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "role": "assistant",
+        "content": _content(message.content, "assistant"),
+    }
+    calls = [_tool_call_dict(c) for c in message.tool_calls]
+    calls += [_invalid_tool_call_dict(c) for c in message.invalid_tool_calls]
+    if calls:
+        result["tool_calls"] = calls
+        if not result["content"]:
+            result["content"] = None
+    if echo_reasoning:
+        reasoning = message.additional_kwargs.get("reasoning_content")
+        if isinstance(reasoning, str):
+            result["reasoning_content"] = reasoning
+    return result
+
+
+def message_to_dict(
+    message: BaseMessage, *, echo_reasoning: bool = False
+) -> dict[str, Any]:
+    """Convert one LangChain message to a Chat Completions message.
+
+    Args:
+        message: The message.
+        echo_reasoning: Send an assistant turn's ``reasoning_content`` back (some
+            thinking models require it on the next turn; others reject it).
+
+    Returns:
+        The wire-format message.
+
+    Raises:
+        HolySheepInputError: If the message type or a content block cannot be sent.
+    """
+    result: dict[str, Any]
+    if isinstance(message, HumanMessage):
+        result = {"role": "user", "content": _content(message.content, "user")}
+    elif isinstance(message, AIMessage):
+        result = _assistant_dict(message, echo_reasoning=echo_reasoning)
+    elif isinstance(message, SystemMessage):
+        role = message.additional_kwargs.get("__openai_role__", "system")
+        result = {"role": role, "content": _content(message.content, "system")}
+    elif isinstance(message, ToolMessage):
+        result = {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": _content(message.content, "tool"),
+        }
+    elif isinstance(message, ChatMessage):
+        result = {"role": message.role, "content": _content(message.content, "user")}
+    elif isinstance(message, FunctionMessage):
+        result = {"role": "function", "name": message.name, "content": message.text}
+    else:
+        _input_error(
+            f"{type(message).__name__} cannot be sent to the chat completions API. "
+            "Use SystemMessage, HumanMessage, AIMessage, ToolMessage or ChatMessage."
+        )
+    if message.name and "name" not in result:
+        result["name"] = message.name
+    return result
+
+
+def messages_to_dicts(
+    messages: Sequence[BaseMessage], *, echo_reasoning: bool = False
+) -> list[dict[str, Any]]:
+    """Convert a conversation, refusing an empty one.
+
+    Args:
+        messages: The conversation.
+        echo_reasoning: See :func:`message_to_dict`.
+
+    Returns:
+        The wire-format messages.
+
+    Raises:
+        HolySheepInputError: If there are no messages or one cannot be sent.
+    """
+    if not messages:
+        _input_error("Cannot call the model with an empty list of messages.")
+    return [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+
+
+# --------------------------------------------------------------------------- #
+# Response -> LangChain messages
+# --------------------------------------------------------------------------- #
+
+
+def usage_to_metadata(usage: Mapping[str, Any]) -> UsageMetadata:
+    """Convert the API's ``usage`` object to LangChain's ``UsageMetadata``.
+
+    Args:
+        usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and the
+            optional ``prompt_tokens_details``/``completion_tokens_details``.
+
+    Returns:
+        Usage with ``cache_read`` and ``reasoning`` details where reported.
+    """
+    input_tokens = usage.get("prompt_tokens") or 0
+    output_tokens = usage.get("completion_tokens") or 0
+    metadata = UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=usage.get("total_tokens") or input_tokens + output_tokens,
+    )
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    if (cached := prompt_details.get("cached_tokens")) is not None:
+        metadata["input_token_details"] = InputTokenDetails(cache_read=cached)
+    completion_details = usage.get("completion_tokens_details") or {}
+    if (reasoning := completion_details.get("reasoning_tokens")) is not None:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=reasoning)
+    return metadata
+
+
+def _parse_tool_calls(
+    raw_calls: list[dict[str, Any]],
+) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    valid: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for raw in raw_calls:
+        function = raw.get("function") or {}
+        name = function.get("name")
+        arguments = function.get("arguments")
+        problem: str | None = None
+        try:
+            args = json.loads(arguments) if arguments else {}
+        except (json.JSONDecodeError, TypeError) as error:
+            args, problem = None, f"Arguments are not valid JSON: {error}"
+        if problem is None and not isinstance(args, dict):
+            problem = "Arguments are not a JSON object"
+        if isinstance(args, dict) and problem is None and isinstance(name, str):
+            valid.append(
+                ToolCall(name=name, args=args, id=raw.get("id"), type="tool_call")
+            )
+        else:
+            invalid.append(
+                InvalidToolCall(
+                    name=name,
+                    args=arguments,
+                    id=raw.get("id"),
+                    error=problem or "Tool call has no function name",
+                    type="invalid_tool_call",
+                )
+            )
+    return valid, invalid
+
+
+def _reasoning_of(message: Mapping[str, Any]) -> str | None:
+    for key in _REASONING_KEYS:
+        value = message.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _response_metadata(data: Mapping[str, Any], usage: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "model_provider": PROVIDER,
+        "model_name": data.get("model"),
+        "id": data.get("id"),
+        "system_fingerprint": data.get("system_fingerprint"),
+    }
+    if usage is not None:
+        metadata["token_usage"] = usage
+    return metadata
+
+
+def _choice_to_generation(
+    choice: Mapping[str, Any], base_metadata: Mapping[str, Any], usage: Any
+) -> ChatGeneration:
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        _response_error("A choice in the response has no message.", choice)
+    additional_kwargs: dict[str, Any] = {}
+    if (reasoning := _reasoning_of(message)) is not None:
+        additional_kwargs["reasoning_content"] = reasoning
+    if message.get("refusal"):
+        additional_kwargs["refusal"] = message["refusal"]
+    raw_calls = message.get("tool_calls") or []
+    if raw_calls:
+        additional_kwargs["tool_calls"] = raw_calls
+    tool_calls, invalid_tool_calls = _parse_tool_calls(raw_calls)
+    finish_reason = choice.get("finish_reason")
+    response_metadata = {**base_metadata, "finish_reason": finish_reason}
+    generation_info: dict[str, Any] = {"finish_reason": finish_reason}
+    if choice.get("logprobs") is not None:
+        response_metadata["logprobs"] = generation_info["logprobs"] = choice["logprobs"]
+    ai_message = AIMessage(
+        content=message.get("content") or "",
+        additional_kwargs=additional_kwargs,
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid_tool_calls,
+        response_metadata=response_metadata,
+        usage_metadata=usage_to_metadata(usage) if usage else None,
+        id=base_metadata.get("id"),
+    )
+    return ChatGeneration(message=ai_message, generation_info=generation_info)
+
+
+def completion_to_result(data: object) -> ChatResult:
+    """Convert a parsed ``chat.completion`` body to a ``ChatResult``.
+
+    Args:
+        data: The decoded JSON body (anything: it is validated here).
+
+    Returns:
+        One generation per choice, with usage and response metadata.
+
+    Raises:
+        HolySheepResponseError: If the body is not a chat completion (an HTML
+            page, plain text, no ``choices``, ...).
+    """
+    if not isinstance(data, dict):
+        snippet = str(data)[:200]
+        _response_error(
+            f"The gateway's response is not a JSON chat completion: {snippet!r}. "
+            "Check that base_url points at the gateway's /v1 endpoint.",
+            data,
+        )
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        _response_error("The gateway returned a chat completion with no choices.", data)
+    usage = data.get("usage")
+    base_metadata = _response_metadata(data, usage)
+    generations = [_choice_to_generation(c, base_metadata, usage) for c in choices]
+    llm_output = {
+        "token_usage": usage,
+        "model_name": data.get("model"),
+        "system_fingerprint": data.get("system_fingerprint"),
+        "id": data.get("id"),
+    }
+    return ChatResult(generations=generations, llm_output=llm_output)
+
+
+# --------------------------------------------------------------------------- #
+# Stream chunks -> LangChain chunks
+# --------------------------------------------------------------------------- #
+
+
+def _tool_call_chunks(raw_calls: list[dict[str, Any]]) -> list[ToolCallChunk]:
+    chunks = []
+    for call in raw_calls:
+        function = call.get("function") or {}
+        chunks.append(
+            tool_call_chunk(
+                name=function.get("name"),
+                args=function.get("arguments"),
+                id=call.get("id"),
+                index=call.get("index"),
+            )
+        )
+    return chunks
+
+
+class StreamState:
+    """What a stream has said so far: enough to finish it, or to report it cut.
+
+    Feed each decoded SSE payload to :meth:`feed`; it returns the chunk to yield
+    (or ``None`` for chunks that carry nothing, such as the role preamble). At the
+    end, :meth:`finish` returns the final chunk with the finish reason, usage and
+    response metadata, or reports the stream as truncated.
+    """
+
+    __slots__ = (
+        "finish_reason",
+        "id",
+        "logprobs",
+        "model_name",
+        "system_fingerprint",
+        "text_parts",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        """Start with nothing seen."""
+        self.id: str | None = None
+        self.model_name: str | None = None
+        self.system_fingerprint: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.logprobs: list[Any] = []
+        self.text_parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The content streamed so far."""
+        return "".join(self.text_parts)
+
+    def feed(self, data: object) -> ChatGenerationChunk | None:
+        """Take one decoded stream payload.
+
+        Args:
+            data: One ``chat.completion.chunk`` (already JSON-decoded).
+
+        Returns:
+            The chunk to hand to the caller, or ``None`` if it carries nothing.
+
+        Raises:
+            HolySheepResponseError: If the payload is not a chunk object.
+        """
+        if not isinstance(data, dict):
+            _response_error(f"Unexpected stream payload: {str(data)[:200]!r}", data)
+        self._note_metadata(data)
+        choices = data.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        if reason := choice.get("finish_reason"):
+            self.finish_reason = reason
+        if logprobs := choice.get("logprobs"):
+            self.logprobs.extend(logprobs.get("content") or ())
+        delta = choice.get("delta")
+        return self._delta_chunk(delta) if delta else None
+
+    def _note_metadata(self, data: dict[str, Any]) -> None:
+        if self.id is None:
+            self.id = data.get("id")
+            self.model_name = data.get("model")
+        if fingerprint := data.get("system_fingerprint"):
+            self.system_fingerprint = fingerprint
+        if usage := data.get("usage"):
+            self.usage = usage
+
+    def _delta_chunk(self, delta: dict[str, Any]) -> ChatGenerationChunk | None:
+        content = delta.get("content") or ""
+        reasoning = _reasoning_of(delta)
+        raw_calls = delta.get("tool_calls")
+        if not (content or reasoning or raw_calls):
+            return None
+        if content:
+            self.text_parts.append(content)
+        additional_kwargs = {"reasoning_content": reasoning} if reasoning else {}
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=content,
+                additional_kwargs=additional_kwargs,
+                tool_call_chunks=_tool_call_chunks(raw_calls) if raw_calls else [],
+                response_metadata={"model_provider": PROVIDER},
+            )
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream reported how it finished (a finish reason)."""
+        return self.finish_reason is not None
+
+    def finish(self) -> ChatGenerationChunk:
+        """Return the final chunk carrying finish reason, usage and metadata.
+
+        Returns:
+            An empty-content chunk marked ``chunk_position="last"``.
+        """
+        response_metadata: dict[str, Any] = {
+            "model_provider": PROVIDER,
+            "model_name": self.model_name,
+            "id": self.id,
+            "system_fingerprint": self.system_fingerprint,
+            "finish_reason": self.finish_reason,
+        }
+        if self.usage is not None:
+            response_metadata["token_usage"] = self.usage
+        generation_info: dict[str, Any] = {"finish_reason": self.finish_reason}
+        if self.logprobs:
+            response_metadata["logprobs"] = {"content": self.logprobs}
+            generation_info["logprobs"] = {"content": self.logprobs}
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                response_metadata=response_metadata,
+                usage_metadata=usage_to_metadata(self.usage) if self.usage else None,
+                chunk_position="last",
+            ),
+            generation_info=generation_info,
+        )

@@ -1,0 +1,446 @@
+"""The errors raised by langchain-holysheep, and the one place they are mapped.
+
+Every error is a :class:`HolySheepError` (a langchain-core ``ModelError``), and every
+error that the ``openai`` SDK could have raised is *also* an instance of that SDK
+class, so ``except openai.RateLimitError`` and ``except ModelRateLimitError`` both
+keep working::
+
+    ModelError (langchain-core)
+    └── HolySheepError                      .is_retryable, .partial_text
+        ├── HolySheepAuthenticationError    401  openai.AuthenticationError
+        │   └── HolySheepMissingAPIKeyError      no key configured (no request sent)
+        ├── HolySheepPermissionDeniedError  403  openai.PermissionDeniedError
+        ├── HolySheepBadRequestError        400  openai.BadRequestError
+        │   └── HolySheepContextOverflowError    prompt longer than the context window
+        ├── HolySheepUnprocessableEntityError 422 openai.UnprocessableEntityError
+        ├── HolySheepModelNotFoundError     404  openai.NotFoundError  (.suggestions)
+        ├── HolySheepConflictError          409  openai.ConflictError
+        ├── HolySheepRateLimitError         429  openai.RateLimitError (.retry_after)
+        ├── HolySheepServerError            5xx  openai.InternalServerError
+        ├── HolySheepAPIStatusError         any other status  openai.APIStatusError
+        ├── HolySheepConnectionError        openai.APIConnectionError
+        │   └── HolySheepTimeoutError       openai.APITimeoutError
+        ├── HolySheepStreamError            error payload in a 200 stream
+        ├── HolySheepTruncatedStreamError   a stream that ended before it finished
+        ├── HolySheepResponseError          a body that is not a chat completion
+        │   └── HolySheepResponseValidationError  openai.APIResponseValidationError
+        └── HolySheepClientError            any other openai.OpenAIError
+
+Mapping happens in exactly one place, :func:`translate_errors`, a context manager
+used around every request and around every stream iteration, sync and async. It
+also removes the API key (and anything shaped like a HolySheep or OpenAI key) from
+the messages and bodies it carries, because gateways echo keys back in errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+import openai
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+__all__ = [
+    "HolySheepAPIStatusError",
+    "HolySheepAuthenticationError",
+    "HolySheepBadRequestError",
+    "HolySheepClientError",
+    "HolySheepConflictError",
+    "HolySheepConnectionError",
+    "HolySheepContextOverflowError",
+    "HolySheepError",
+    "HolySheepInputError",
+    "HolySheepMissingAPIKeyError",
+    "HolySheepModelNotFoundError",
+    "HolySheepPermissionDeniedError",
+    "HolySheepRateLimitError",
+    "HolySheepResponseError",
+    "HolySheepResponseValidationError",
+    "HolySheepServerError",
+    "HolySheepStreamError",
+    "HolySheepTimeoutError",
+    "HolySheepTruncatedStreamError",
+    "HolySheepUnprocessableEntityError",
+    "mask_secrets",
+    "translate_errors",
+]
+
+_REDACTED: Final = "***"
+# Keys look like ``cr_…`` (HolySheep) or ``sk-…`` (OpenAI and most relays).
+_KEY_PATTERN: Final = re.compile(r"\b(?:cr|sk)[-_][A-Za-z0-9_\-]{6,}")
+_CONTEXT_OVERFLOW_CODES: Final = frozenset(
+    {"context_length_exceeded", "string_above_max_length", "context_window_exceeded"}
+)
+_CONTEXT_OVERFLOW_TEXT: Final = re.compile(
+    r"context (?:length|window)|maximum context|too many (?:input )?tokens"
+    r"|prompt is too long|input is too long|exceeds? the (?:model'?s? )?(?:maximum )?"
+    r"(?:context|token limit)",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str, secret: str | None = None) -> str:
+    """Return ``text`` with ``secret`` and anything shaped like an API key masked.
+
+    Args:
+        text: Any text that may have passed through the gateway.
+        secret: The exact key in use, masked wherever it appears.
+
+    Returns:
+        The text with keys replaced by ``***``.
+    """
+    if secret:
+        text = text.replace(secret, _REDACTED)
+    return _KEY_PATTERN.sub(lambda m: m.group(0)[:3] + _REDACTED, text)
+
+
+def _mask_body(body: object, secret: str | None) -> object:
+    if isinstance(body, str):
+        return mask_secrets(body, secret)
+    if isinstance(body, dict):
+        return {k: _mask_body(v, secret) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_mask_body(v, secret) for v in body]
+    return body
+
+
+class HolySheepError(ModelError):
+    """Base class of every error raised by langchain-holysheep."""
+
+    partial_text: str | None = None
+    """Text the model had streamed before a stream failed, so nothing is lost."""
+
+
+class HolySheepInputError(ValueError, ModelInvalidRequestError, HolySheepError):
+    """The input cannot be sent as it is (caught before any request)."""
+
+
+class HolySheepMissingAPIKeyError(
+    openai.OpenAIError, ModelAuthenticationError, HolySheepError
+):
+    """No API key was configured, so no request was sent."""
+
+    def __init__(self) -> None:
+        """Create the error with a message that says how to fix it."""
+        super().__init__(
+            "No HolySheep API key found. Set the HOLYSHEEP_API_KEY environment "
+            "variable or pass api_key=... to the model. To work offline, start "
+            "langchain_holysheep.testing.OfflineGateway and point base_url at it."
+        )
+
+
+class HolySheepAuthenticationError(
+    openai.AuthenticationError, ModelAuthenticationError, HolySheepError
+):
+    """The gateway rejected the API key (HTTP 401). Not retried, not fallen over."""
+
+
+class HolySheepPermissionDeniedError(
+    openai.PermissionDeniedError, ModelPermissionDeniedError, HolySheepError
+):
+    """The key may not use this model or endpoint (HTTP 403)."""
+
+
+class HolySheepBadRequestError(
+    openai.BadRequestError, ModelInvalidRequestError, HolySheepError
+):
+    """The gateway rejected the request as invalid (HTTP 400)."""
+
+
+class HolySheepContextOverflowError(
+    openai.BadRequestError, ContextOverflowError, HolySheepError
+):
+    """The prompt does not fit in the model's context window (HTTP 400).
+
+    Detected from the error code (``context_length_exceeded`` and kin) as well as
+    from the message text, since the SDK's ``str(error)`` omits the code.
+    """
+
+
+class HolySheepUnprocessableEntityError(
+    openai.UnprocessableEntityError, ModelInvalidRequestError, HolySheepError
+):
+    """The gateway could not process the request body (HTTP 422)."""
+
+
+class HolySheepModelNotFoundError(
+    openai.NotFoundError, ModelNotFoundError, HolySheepError
+):
+    """The model id is unknown to the gateway (HTTP 404).
+
+    ``suggestions`` lists close model ids when the catalog is known.
+    """
+
+    suggestions: tuple[str, ...] = ()
+
+
+class HolySheepConflictError(openai.ConflictError, ModelAPIError, HolySheepError):
+    """The gateway reported a conflicting concurrent request (HTTP 409)."""
+
+
+class HolySheepRateLimitError(
+    openai.RateLimitError, ModelRateLimitError, HolySheepError
+):
+    """Too many requests (HTTP 429). ``retry_after`` holds the server's wait, if any."""
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the gateway asked to wait (``Retry-After``/``retry-after-ms``)."""
+        return retry_after_seconds(self.response.headers)
+
+
+class HolySheepServerError(openai.InternalServerError, ModelAPIError, HolySheepError):
+    """The gateway or the model behind it failed (HTTP 5xx)."""
+
+
+class HolySheepAPIStatusError(openai.APIStatusError, HolySheepError):
+    """Any other non-success HTTP status (for example 402 when the balance is empty)."""
+
+    _RETRYABLE_STATUSES: ClassVar[frozenset[int]] = frozenset({408, 425})
+
+    @property
+    def is_retryable(self) -> bool:  # type: ignore[override]
+        """Whether the same request may succeed later."""
+        return self.status_code in self._RETRYABLE_STATUSES
+
+
+class HolySheepConnectionError(
+    openai.APIConnectionError, ModelConnectionError, HolySheepError
+):
+    """The gateway could not be reached, or the connection broke mid-response."""
+
+
+class HolySheepTimeoutError(
+    openai.APITimeoutError, ModelTimeoutError, HolySheepConnectionError
+):
+    """No response, or no next stream chunk, within the configured timeout."""
+
+
+class HolySheepStreamError(openai.APIError, ModelAPIError, HolySheepError):
+    """The gateway sent an error payload inside a successful (200) stream."""
+
+
+class HolySheepTruncatedStreamError(openai.APIError, ModelAPIError, HolySheepError):
+    """The stream ended without a finish reason: the answer would be silently short."""
+
+
+class HolySheepResponseError(openai.OpenAIError, ModelAPIError, HolySheepError):
+    """The gateway answered with something that is not a chat completion.
+
+    For example an HTML error page with status 200, a body that is not JSON, an
+    empty ``choices`` list or a stream chunk that is not valid JSON. ``body`` holds
+    what was received (keys masked).
+    """
+
+    def __init__(self, message: str, *, body: object = None) -> None:
+        """Create the error.
+
+        Args:
+            message: What was wrong and what was received.
+            body: The offending body or chunk.
+        """
+        super().__init__(message)
+        self.body = body
+
+
+class HolySheepResponseValidationError(
+    openai.APIResponseValidationError, HolySheepResponseError
+):
+    """The SDK itself rejected a response body."""
+
+
+class HolySheepClientError(openai.OpenAIError, HolySheepError):
+    """Any other error from the SDK that did not involve an HTTP exchange."""
+
+
+# The SDK class -> our class table. Looked up along the raised error's MRO, so a
+# subclass the SDK adds later still maps; a test pins that every class the SDK
+# exports is listed here *explicitly*, so new SDK classes get a conscious decision.
+_STATUS_ERRORS: Final[dict[type[openai.APIStatusError], type[HolySheepError]]] = {
+    openai.BadRequestError: HolySheepBadRequestError,
+    openai.AuthenticationError: HolySheepAuthenticationError,
+    openai.OAuthError: HolySheepAuthenticationError,
+    openai.PermissionDeniedError: HolySheepPermissionDeniedError,
+    openai.NotFoundError: HolySheepModelNotFoundError,
+    openai.ConflictError: HolySheepConflictError,
+    openai.UnprocessableEntityError: HolySheepUnprocessableEntityError,
+    openai.RateLimitError: HolySheepRateLimitError,
+    openai.InternalServerError: HolySheepServerError,
+    openai.APIStatusError: HolySheepAPIStatusError,
+}
+_OTHER_ERRORS: Final[dict[type[Exception], type[HolySheepError]]] = {
+    openai.APITimeoutError: HolySheepTimeoutError,
+    openai.APIConnectionError: HolySheepConnectionError,
+    openai.APIResponseValidationError: HolySheepResponseValidationError,
+    # The SDK raises a bare APIError only for an error payload inside a stream.
+    openai.APIError: HolySheepStreamError,
+    openai.LengthFinishReasonError: HolySheepClientError,
+    openai.ContentFilterFinishReasonError: HolySheepClientError,
+    openai.WebSocketConnectionClosedError: HolySheepClientError,
+    openai.WebSocketQueueFullError: HolySheepClientError,
+    openai.OpenAIError: HolySheepClientError,
+}
+MAPPED_SDK_ERRORS: Final = frozenset({*_STATUS_ERRORS, *_OTHER_ERRORS})
+"""Every SDK exception class with an explicit mapping (pinned by a test)."""
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Read the wait a 429/503 asks for, from ``retry-after-ms`` or ``retry-after``.
+
+    Args:
+        headers: The response headers.
+
+    Returns:
+        The wait in seconds, or ``None`` when absent or unreadable.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if (ms := lowered.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    if (seconds := lowered.get("retry-after")) is not None:
+        try:
+            return max(float(seconds), 0.0)
+        except ValueError:
+            from email.utils import parsedate_to_datetime  # noqa: PLC0415
+            from time import time  # noqa: PLC0415
+
+            try:
+                return max(parsedate_to_datetime(seconds).timestamp() - time(), 0.0)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _error_code(error: openai.APIError) -> str | None:
+    if error.code:
+        return error.code
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("code"):
+            return str(inner["code"])
+    return None
+
+
+def _is_context_overflow(error: openai.APIStatusError) -> bool:
+    if _error_code(error) in _CONTEXT_OVERFLOW_CODES:
+        return True
+    text = error.message
+    if isinstance(error.body, (dict, str)):
+        text += " " + json.dumps(error.body)
+    return bool(_CONTEXT_OVERFLOW_TEXT.search(text))
+
+
+def _status_error(error: openai.APIStatusError, secret: str | None) -> HolySheepError:
+    target: type[Any] = next(
+        (_STATUS_ERRORS[c] for c in type(error).__mro__ if c in _STATUS_ERRORS),
+        HolySheepAPIStatusError,
+    )
+    if issubclass(target, ModelInvalidRequestError) and _is_context_overflow(error):
+        target = HolySheepContextOverflowError
+    text = mask_secrets(error.message, secret)
+    mapped: HolySheepError = target(
+        text, response=error.response, body=_mask_body(error.body, secret)
+    )
+    return mapped
+
+
+def to_holysheep_error(  # noqa: PLR0911  (one return per family reads best)
+    error: BaseException, secret: str | None
+) -> HolySheepError:
+    """Translate one SDK (or parsing) error into this package's tree.
+
+    Args:
+        error: The error the SDK raised, or a JSON decoding error from a stream.
+        secret: The API key, masked out of every message and body.
+
+    Returns:
+        The equivalent :class:`HolySheepError`, with keys masked.
+    """
+    if isinstance(error, HolySheepError):
+        return error
+    if isinstance(error, openai.APIStatusError) and not isinstance(
+        error, openai.APIResponseValidationError
+    ):
+        return _status_error(error, secret)
+    if isinstance(error, openai.APITimeoutError):
+        return HolySheepTimeoutError(request=error.request)
+    if isinstance(error, openai.APIConnectionError):
+        message = mask_secrets(error.message, secret)
+        return HolySheepConnectionError(message=message, request=error.request)
+    if isinstance(error, openai.APIResponseValidationError):
+        return HolySheepResponseValidationError(
+            error.response,
+            _mask_body(error.body, secret),
+            message=mask_secrets(error.message, secret),
+        )
+    if isinstance(error, openai.APIError):
+        message = f"The gateway reported an error inside the stream: {error.message}"
+        return HolySheepStreamError(
+            mask_secrets(message, secret),
+            error.request,
+            body=_mask_body(error.body, secret),
+        )
+    return HolySheepClientError(mask_secrets(str(error), secret))
+
+
+@contextmanager
+def translate_errors(
+    secret: str | None = None, partial: Callable[[], str] | None = None
+) -> Iterator[None]:
+    """Map everything the SDK raises inside the block to :class:`HolySheepError`.
+
+    Used around each request and around each stream iteration (a plain ``with``
+    works inside coroutines and async generators too, so sync and async share it).
+    A chunk that is not valid JSON becomes a :class:`HolySheepResponseError` that
+    quotes the chunk.
+
+    Args:
+        secret: The API key in use, masked out of every message and body.
+        partial: Returns the text streamed so far; kept on the error as
+            ``partial_text`` so a failed stream loses nothing.
+
+    Yields:
+        Nothing; errors raised in the block are translated.
+
+    Raises:
+        HolySheepError: The translated error, chained to the original.
+    """
+    try:
+        yield
+    except HolySheepError as error:
+        _keep_partial(error, partial)
+        raise
+    except openai.OpenAIError as error:
+        mapped = to_holysheep_error(error, secret)
+        _keep_partial(mapped, partial)
+        raise mapped from error
+    except json.JSONDecodeError as error:
+        chunk = mask_secrets(error.doc[:500], secret)
+        message = f"The gateway sent a stream chunk that is not valid JSON: {chunk!r}"
+        mapped = HolySheepResponseError(message, body=chunk)
+        _keep_partial(mapped, partial)
+        raise mapped from error
+
+
+def _keep_partial(error: HolySheepError, partial: Callable[[], str] | None) -> None:
+    if partial is not None and error.partial_text is None and (text := partial()):
+        error.partial_text = text
