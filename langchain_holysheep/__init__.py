@@ -1,11 +1,37 @@
 """LangChain integration for the HolySheep AI gateway.
 
-``import langchain_holysheep`` does not import ``openai``: the SDK loads when the
-first client is built, so short scripts and CLIs start fast.
+The public names load on first use (PEP 562), so ``import langchain_holysheep``
+(and the pytest plugin that ships with it) costs almost nothing, and ``openai``
+loads only when the first client is built.
 """
 
-from langchain_holysheep.chat_models import ChatHolySheep
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_holysheep.chat_models import ChatHolySheep
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ChatHolySheep": "langchain_holysheep.chat_models",
+}
+
 __all__ = ["ChatHolySheep", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'langchain_holysheep' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,13 +5,21 @@ from __future__ import annotations
 import ipaddress
 import warnings
 from contextlib import closing
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_holysheep._client import (
     ClientConfig,
@@ -306,14 +314,27 @@ class ChatHolySheep(BaseChatModel):
     """Extra JSON fields for every request; merged with a per-call ``extra_body``."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Other request parameters. Unknown constructor arguments land here."""
+    validate_model: bool = False
+    """Check the model id against the gateway's catalog (``GET /v1/models``,
+    cached) on first use, and raise ``HolySheepModelNotFoundError`` with close
+    suggestions before sending a chat request for an unknown id."""
+
+    _validated_models: set[str] = PrivateAttr(default_factory=set)
 
     # ----------------------------------------------------------- validation
     @model_validator(mode="before")
     @classmethod
     def _collect_model_kwargs(cls, values: Any) -> Any:
-        """Move unknown constructor arguments into ``model_kwargs``, with a warning."""
+        """Move unknown constructor arguments into ``model_kwargs``, with a warning.
+
+        ``api_key=None`` means "read ``HOLYSHEEP_API_KEY``", which is also what a
+        model loaded with ``langchain_core.load.load`` gets (its secret is never
+        serialized).
+        """
         if not isinstance(values, dict):
             return values
+        if "api_key" in values and values["api_key"] is None:
+            values = {k: v for k, v in values.items() if k != "api_key"}
         known = set(cls.model_fields)
         known |= {f.alias for f in cls.model_fields.values() if f.alias}
         unknown = [k for k in values if k not in known]

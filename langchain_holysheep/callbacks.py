@@ -1,0 +1,830 @@
+"""Usage, cost and latency tracking for any LangChain chat model.
+
+:class:`HolySheepUsageTracker` is a LangChain callback handler. Attach it to any
+chat model call (``config={"callbacks": [tracker]}``) or let
+:func:`holysheep_usage` attach it to every run inside a ``with`` block::
+
+    with holysheep_usage() as usage:
+        chain.invoke({"question": "..."})
+    print(usage.snapshot().total_cost_usd, usage.snapshot().total_ms.p95)
+
+What is counted, per served model and overall:
+
+* requests (finished calls, failed ones included) and errors;
+* tokens: input, output, cached input (``cache_read``) and reasoning;
+* cost in USD: the ``response_metadata["cost_usd"]`` the model reported (e.g.
+  ChatHolySheep), else a gateway cost at
+  ``response_metadata["token_usage"]["cost_usd"]``, else
+  :func:`~langchain_holysheep.pricing.cost_from_usage` with the tracker's price
+  table. Calls whose cost cannot be determined are counted as *unpriced*, with
+  their tokens; they never add a silent $0;
+* latency: total milliseconds from the start callback to the end (or error)
+  callback, and time to first token (the first ``on_llm_new_token``, so only for
+  streamed calls). Percentiles use the nearest-rank method.
+
+The hot path only stores numbers under one lock; percentiles are computed by
+:meth:`HolySheepUsageTracker.snapshot`.
+"""
+
+# LangChain fixes the callback signatures; most arguments are not needed here.
+# ruff: noqa: ARG002
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from array import array
+from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration
+from langchain_core.tracers.context import register_configure_hook
+
+from langchain_holysheep.pricing import (
+    Cost,
+    PriceTable,
+    cost_from_usage,
+    load_price_table,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from uuid import UUID
+
+    from langchain_core.outputs import LLMResult
+
+__all__ = [
+    "HolySheepUsageTracker",
+    "ModelUsage",
+    "Percentiles",
+    "UsageSummary",
+    "holysheep_usage",
+]
+
+UNKNOWN_MODEL = "unknown"
+_NANO = Decimal("1e-9")
+_ZERO = Decimal(0)
+_MAX_REMEMBERED_RUNS = 16_384
+_COST_SOURCES = ("price_table", "gateway")
+
+
+# ------------------------------------------------------------------ summaries
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles:
+    """Latency percentiles in milliseconds, nearest-rank method.
+
+    The p-th percentile of ``n`` sorted samples is the sample at 1-based rank
+    ``ceil(p / 100 * n)``: always a value that was actually observed.
+
+    Attributes:
+        count: Number of samples.
+        p50: Median.
+        p95: 95th percentile.
+        p99: 99th percentile.
+        mean: Arithmetic mean.
+        max: Largest sample.
+    """
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+    max: float
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[float]) -> Percentiles | None:
+        """Compute percentiles of some samples (``None`` when there are none).
+
+        Args:
+            samples: Latencies in milliseconds, any order.
+
+        Returns:
+            The percentiles, or ``None`` for an empty sequence.
+        """
+        n = len(samples)
+        if n == 0:
+            return None
+        ordered = sorted(samples)
+
+        def rank(p: int) -> float:
+            return ordered[max(1, math.ceil(p * n / 100)) - 1]
+
+        return cls(
+            count=n,
+            p50=rank(50),
+            p95=rank(95),
+            p99=rank(99),
+            mean=math.fsum(ordered) / n,
+            max=ordered[-1],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Usage of one served model.
+
+    Attributes:
+        model: Served model name (``"unknown"`` when no name was reported).
+        requests: Finished calls, failed ones included.
+        errors: Failed calls.
+        input_tokens: Input tokens (cached ones included).
+        output_tokens: Output tokens (reasoning ones included).
+        cached_tokens: Cached input tokens (``cache_read``).
+        reasoning_tokens: Reasoning tokens.
+        cost_usd: Sum of known costs, or ``None`` when no call was priced.
+        priced_requests: Successful calls with a known cost.
+        gateway_priced_requests: Of those, calls priced by the gateway itself.
+        unpriced_requests: Successful calls whose cost is unknown (no price
+            for the model, or no usage reported).
+        unpriced_input_tokens: Input tokens of the unpriced calls.
+        unpriced_output_tokens: Output tokens of the unpriced calls.
+        ttft_ms: Time-to-first-token percentiles (streamed calls only).
+        total_ms: Total latency percentiles.
+    """
+
+    model: str
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_usd: float | None
+    priced_requests: int
+    gateway_priced_requests: int
+    unpriced_requests: int
+    unpriced_input_tokens: int
+    unpriced_output_tokens: int
+    ttft_ms: Percentiles | None
+    total_ms: Percentiles | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """A consistent snapshot of a :class:`HolySheepUsageTracker`.
+
+    Attributes:
+        requests: Finished calls, failed ones included.
+        errors: Failed calls.
+        input_tokens: Input tokens (cached ones included).
+        output_tokens: Output tokens (reasoning ones included).
+        cached_tokens: Cached input tokens.
+        reasoning_tokens: Reasoning tokens.
+        total_cost_usd: Sum of all known costs (see ``unpriced_requests``).
+        cost_by_model: Known cost per served model; models with no priced call
+            are absent (not ``0.0``).
+        by_model: Everything above, per served model.
+        ttft_ms: Time-to-first-token percentiles over all models.
+        total_ms: Total latency percentiles over all models.
+        unpriced_requests: Successful calls whose cost is unknown; their cost is
+            *not* in ``total_cost_usd``.
+        unpriced_input_tokens: Input tokens of those calls.
+        unpriced_output_tokens: Output tokens of those calls.
+    """
+
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_cost_usd: float
+    cost_by_model: dict[str, float]
+    by_model: dict[str, ModelUsage]
+    ttft_ms: Percentiles | None
+    total_ms: Percentiles | None
+    unpriced_requests: int = 0
+    unpriced_input_tokens: int = 0
+    unpriced_output_tokens: int = 0
+
+    @property
+    def cost_is_complete(self) -> bool:
+        """Whether every successful call had a known cost."""
+        return self.unpriced_requests == 0
+
+    @property
+    def unpriced_models(self) -> tuple[str, ...]:
+        """Served models with at least one unpriced call."""
+        return tuple(m for m, u in self.by_model.items() if u.unpriced_requests)
+
+    def table(self) -> str:
+        """Render a fixed-width text table, one row per model plus a total.
+
+        Returns:
+            The table; cost is in USD, latencies are ``p50/p95/p99`` in ms.
+        """
+        header = (
+            "model",
+            "requests",
+            "errors",
+            "input",
+            "output",
+            "cached",
+            "reasoning",
+            "cost USD",
+            "total ms p50/p95/p99",
+            "TTFT ms p50/p95/p99",
+        )
+        rows = [_row(usage) for usage in self.by_model.values()]
+        rows.append(
+            _row(
+                ModelUsage(
+                    model="TOTAL",
+                    requests=self.requests,
+                    errors=self.errors,
+                    input_tokens=self.input_tokens,
+                    output_tokens=self.output_tokens,
+                    cached_tokens=self.cached_tokens,
+                    reasoning_tokens=self.reasoning_tokens,
+                    cost_usd=self.total_cost_usd if self.cost_by_model else None,
+                    priced_requests=sum(
+                        u.priced_requests for u in self.by_model.values()
+                    ),
+                    gateway_priced_requests=sum(
+                        u.gateway_priced_requests for u in self.by_model.values()
+                    ),
+                    unpriced_requests=self.unpriced_requests,
+                    unpriced_input_tokens=self.unpriced_input_tokens,
+                    unpriced_output_tokens=self.unpriced_output_tokens,
+                    ttft_ms=self.ttft_ms,
+                    total_ms=self.total_ms,
+                )
+            )
+        )
+        widths = [
+            max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))
+        ]
+
+        def line(cells: Sequence[str]) -> str:
+            first = cells[0].ljust(widths[0])
+            rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+            return " | ".join((first, *rest)).rstrip()
+
+        rule = "-+-".join("-" * w for w in widths)
+        out = [line(header), rule, *(line(r) for r in rows[:-1]), rule, line(rows[-1])]
+        if self.unpriced_requests:
+            out.append(
+                f"* {self.unpriced_requests} call(s) with unknown cost are not in the "
+                f"cost ({self.unpriced_input_tokens} input / "
+                f"{self.unpriced_output_tokens} output tokens): "
+                f"{', '.join(self.unpriced_models)}; add a price to the price table"
+            )
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        """The :meth:`table`."""
+        return self.table()
+
+
+def _fmt_ms(p: Percentiles | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p.p50:.1f}/{p.p95:.1f}/{p.p99:.1f}"
+
+
+def _row(u: ModelUsage) -> tuple[str, ...]:
+    if u.cost_usd is None:
+        cost_cell = "n/a*" if u.unpriced_requests else "-"
+    else:
+        cost_cell = f"{u.cost_usd:.6f}" + ("*" if u.unpriced_requests else "")
+    return (
+        u.model,
+        str(u.requests),
+        str(u.errors),
+        str(u.input_tokens),
+        str(u.output_tokens),
+        str(u.cached_tokens),
+        str(u.reasoning_tokens),
+        cost_cell,
+        _fmt_ms(u.total_ms),
+        _fmt_ms(u.ttft_ms),
+    )
+
+
+# ------------------------------------------------------------------ internals
+
+
+class _Run:
+    """An in-flight call."""
+
+    __slots__ = ("model", "start", "ttft_ms")
+
+    def __init__(self, start: float, model: str | None) -> None:
+        self.start = start
+        self.model = model
+        self.ttft_ms: float | None = None
+
+
+class _Agg:
+    """Running totals for one model (mutated under the tracker's lock)."""
+
+    __slots__ = (
+        "cached",
+        "cost",
+        "errors",
+        "gateway_priced",
+        "input",
+        "output",
+        "priced",
+        "reasoning",
+        "requests",
+        "total_ms",
+        "ttft_ms",
+        "unpriced",
+        "unpriced_input",
+        "unpriced_output",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.input = 0
+        self.output = 0
+        self.cached = 0
+        self.reasoning = 0
+        self.cost = _ZERO
+        self.priced = 0
+        self.gateway_priced = 0
+        self.unpriced = 0
+        self.unpriced_input = 0
+        self.unpriced_output = 0
+        self.total_ms: array[float] = array("d")
+        self.ttft_ms: array[float] = array("d")
+
+    def copy(self) -> _Agg:
+        new = _Agg()
+        for name in self.__slots__:
+            value = getattr(self, name)
+            setattr(new, name, array("d", value) if isinstance(value, array) else value)
+        return new
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a finished call reported (computed outside the lock)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached: int
+    reasoning: int
+    cost: Decimal | None
+    gateway: bool
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
+
+
+def _valid_cost(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def _model_hint(
+    metadata: Mapping[str, Any] | None, invocation_params: object
+) -> str | None:
+    if metadata:
+        name = metadata.get("ls_model_name")
+        if isinstance(name, str) and name:
+            return name
+    if isinstance(invocation_params, dict):
+        for key in ("ls_model_name", "model", "model_name"):
+            name = invocation_params.get(key)
+            if isinstance(name, str) and name:
+                return name
+    return None
+
+
+def _first_message(response: LLMResult) -> BaseMessage | None:
+    try:
+        generation = response.generations[0][0]
+    except IndexError:
+        return None
+    if isinstance(generation, ChatGeneration) and isinstance(
+        generation.message, BaseMessage
+    ):
+        return generation.message
+    return None
+
+
+# ------------------------------------------------------------------ tracker
+
+
+class HolySheepUsageTracker(BaseCallbackHandler):
+    """Aggregate requests, tokens, cost and latency across LangChain calls.
+
+    Thread-safe and asyncio-safe: every update happens under one
+    ``threading.Lock`` and only stores numbers; percentiles are computed when you
+    call :meth:`snapshot`. ``run_inline`` is ``True`` so async runs call it
+    directly instead of through a thread pool. Events are keyed by ``run_id`` and
+    a run is counted once even if the tracker receives its events twice (e.g.
+    attached both by :func:`holysheep_usage` and explicitly).
+
+    Example:
+        ```python
+        tracker = HolySheepUsageTracker()
+        model.invoke("hi", config={"callbacks": [tracker]})
+        print(tracker.table())
+        ```
+    """
+
+    run_inline: bool = True
+    raise_error: bool = False
+
+    def __init__(self, price_table: PriceTable | None = None) -> None:
+        """Create an empty tracker.
+
+        Args:
+            price_table: Prices used when a response carries no cost of its own;
+                defaults to :func:`~langchain_holysheep.pricing.load_price_table`
+                ``()`` (which honours ``HOLYSHEEP_PRICES_FILE``), loaded once.
+        """
+        super().__init__()
+        self.price_table: PriceTable = (
+            load_price_table() if price_table is None else price_table
+        )
+        self._lock = threading.Lock()
+        self._runs: dict[UUID, _Run] = {}
+        self._finished: OrderedDict[UUID, None] = OrderedDict()
+        self._models: dict[str, _Agg] = {}
+
+    # -- properties that let LangChain skip events we do not need -------------
+
+    @property
+    def ignore_chain(self) -> bool:
+        """Chain events are not needed."""
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        """Agent events are not needed."""
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        """Retriever events are not needed."""
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        """Retry events are not needed."""
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        """Custom events are not needed."""
+        return True
+
+    # -- callbacks -------------------------------------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Start the clock for a chat model call."""
+        self._start(run_id, metadata, kwargs.get("invocation_params"))
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Start the clock for a (text completion) LLM call."""
+        self._start(run_id, metadata, kwargs.get("invocation_params"))
+
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record the time to the first streamed chunk of a call."""
+        now = time.perf_counter()
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.ttft_ms is None:
+                run.ttft_ms = (now - run.start) * 1000.0
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Count a finished call: tokens, cost and latency."""
+        now = time.perf_counter()
+        found, run = self._finish(run_id)
+        if not found:
+            return
+        outcome = self._outcome(response, None if run is None else run.model)
+        with self._lock:
+            agg = self._agg(outcome.model)
+            agg.requests += 1
+            agg.input += outcome.input_tokens
+            agg.output += outcome.output_tokens
+            agg.cached += outcome.cached
+            agg.reasoning += outcome.reasoning
+            if outcome.cost is None:
+                agg.unpriced += 1
+                agg.unpriced_input += outcome.input_tokens
+                agg.unpriced_output += outcome.output_tokens
+            else:
+                agg.priced += 1
+                agg.cost += outcome.cost
+                if outcome.gateway:
+                    agg.gateway_priced += 1
+            if run is not None:
+                agg.total_ms.append((now - run.start) * 1000.0)
+                if run.ttft_ms is not None:
+                    agg.ttft_ms.append(run.ttft_ms)
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Count a failed call and its latency."""
+        now = time.perf_counter()
+        found, run = self._finish(run_id)
+        if not found:
+            return
+        model = (run.model if run is not None else None) or UNKNOWN_MODEL
+        with self._lock:
+            agg = self._agg(model)
+            agg.requests += 1
+            agg.errors += 1
+            if run is not None:
+                agg.total_ms.append((now - run.start) * 1000.0)
+                if run.ttft_ms is not None:
+                    agg.ttft_ms.append(run.ttft_ms)
+
+    # -- reading ---------------------------------------------------------------
+
+    def snapshot(self) -> UsageSummary:
+        """A consistent copy of the totals, with percentiles computed.
+
+        Returns:
+            The summary; later calls do not change it.
+        """
+        with self._lock:
+            models = {name: agg.copy() for name, agg in self._models.items()}
+        by_model: dict[str, ModelUsage] = {}
+        all_total: list[float] = []
+        all_ttft: list[float] = []
+        total_cost = _ZERO
+        for name in sorted(models):
+            agg = models[name]
+            all_total.extend(agg.total_ms)
+            all_ttft.extend(agg.ttft_ms)
+            total_cost += agg.cost
+            by_model[name] = ModelUsage(
+                model=name,
+                requests=agg.requests,
+                errors=agg.errors,
+                input_tokens=agg.input,
+                output_tokens=agg.output,
+                cached_tokens=agg.cached,
+                reasoning_tokens=agg.reasoning,
+                cost_usd=float(agg.cost.quantize(_NANO)) if agg.priced else None,
+                priced_requests=agg.priced,
+                gateway_priced_requests=agg.gateway_priced,
+                unpriced_requests=agg.unpriced,
+                unpriced_input_tokens=agg.unpriced_input,
+                unpriced_output_tokens=agg.unpriced_output,
+                ttft_ms=Percentiles.from_samples(agg.ttft_ms),
+                total_ms=Percentiles.from_samples(agg.total_ms),
+            )
+        usages = by_model.values()
+        return UsageSummary(
+            requests=sum(u.requests for u in usages),
+            errors=sum(u.errors for u in usages),
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cached_tokens=sum(u.cached_tokens for u in usages),
+            reasoning_tokens=sum(u.reasoning_tokens for u in usages),
+            total_cost_usd=float(total_cost.quantize(_NANO)),
+            cost_by_model={
+                u.model: u.cost_usd for u in usages if u.cost_usd is not None
+            },
+            by_model=by_model,
+            ttft_ms=Percentiles.from_samples(all_ttft),
+            total_ms=Percentiles.from_samples(all_total),
+            unpriced_requests=sum(u.unpriced_requests for u in usages),
+            unpriced_input_tokens=sum(u.unpriced_input_tokens for u in usages),
+            unpriced_output_tokens=sum(u.unpriced_output_tokens for u in usages),
+        )
+
+    def reset(self) -> None:
+        """Forget all totals and samples. Calls in flight are counted when they end."""
+        with self._lock:
+            self._models.clear()
+
+    def table(self) -> str:
+        """The current totals as a fixed-width text table (see UsageSummary.table).
+
+        Returns:
+            The rendered table.
+        """
+        return self.snapshot().table()
+
+    def __str__(self) -> str:
+        """The :meth:`table`."""
+        return self.table()
+
+    def __repr__(self) -> str:
+        """Short description with the request count and total cost."""
+        summary = self.snapshot()
+        return (
+            f"HolySheepUsageTracker(requests={summary.requests}, "
+            f"errors={summary.errors}, total_cost_usd={summary.total_cost_usd})"
+        )
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _start(
+        self,
+        run_id: UUID,
+        metadata: Mapping[str, Any] | None,
+        invocation_params: object,
+    ) -> None:
+        now = time.perf_counter()
+        model = _model_hint(metadata, invocation_params)
+        with self._lock:
+            if run_id not in self._runs and run_id not in self._finished:
+                self._runs[run_id] = _Run(now, model)
+
+    def _finish(self, run_id: UUID) -> tuple[bool, _Run | None]:
+        """Mark a run finished; return (first time finishing?, its start record)."""
+        with self._lock:
+            if run_id in self._finished:
+                return False, None
+            self._finished[run_id] = None
+            if len(self._finished) > _MAX_REMEMBERED_RUNS:
+                self._finished.popitem(last=False)
+            return True, self._runs.pop(run_id, None)
+
+    def _agg(self, model: str) -> _Agg:
+        agg = self._models.get(model)
+        if agg is None:
+            agg = self._models[model] = _Agg()
+        return agg
+
+    def _outcome(self, response: LLMResult, hint: str | None) -> _Outcome:
+        message = _first_message(response)
+        metadata: Mapping[str, Any] = {}
+        usage: Mapping[str, Any] | None = None
+        if message is not None:
+            metadata = message.response_metadata or {}
+            usage = getattr(message, "usage_metadata", None)
+        served = metadata.get("model_name") or metadata.get("model")
+        if not (isinstance(served, str) and served) and response.llm_output:
+            served = response.llm_output.get("model_name")
+        model = served if isinstance(served, str) and served else hint
+        input_tokens = output_tokens = cached = reasoning = 0
+        if usage:
+            input_tokens = _int(usage.get("input_tokens"))
+            output_tokens = _int(usage.get("output_tokens"))
+            cached = _int((usage.get("input_token_details") or {}).get("cache_read"))
+            reasoning = _int((usage.get("output_token_details") or {}).get("reasoning"))
+        cost, gateway = self._cost(model, usage, metadata)
+        return _Outcome(
+            model=model or UNKNOWN_MODEL,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached=cached,
+            reasoning=reasoning,
+            cost=cost,
+            gateway=gateway,
+        )
+
+    def _cost(
+        self,
+        model: str | None,
+        usage: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any],
+    ) -> tuple[Decimal | None, bool]:
+        reported = _valid_cost(metadata.get("cost_usd"))
+        if reported is not None:
+            source = metadata.get("cost_source")
+            gateway = source not in _COST_SOURCES or source == "gateway"
+            return Decimal(repr(reported)).quantize(_NANO), gateway
+        token_usage = metadata.get("token_usage")
+        if isinstance(token_usage, dict):
+            reported = _valid_cost(token_usage.get("cost_usd"))
+            if reported is not None:
+                return Decimal(repr(reported)).quantize(_NANO), True
+        try:
+            cost: Cost | None = cost_from_usage(model, usage, table=self.price_table)
+        except ValueError:
+            return None, False
+        if cost is None:
+            return None, False
+        return cost.usd_decimal, cost.source == "gateway"
+
+
+# ------------------------------------------------------------------ context hook
+
+_hook_vars: list[ContextVar[HolySheepUsageTracker | None]] = []
+_hook_vars_lock = threading.Lock()
+
+
+def _free_hook_var() -> ContextVar[HolySheepUsageTracker | None]:
+    """A registered context variable that is unset in the current context.
+
+    One variable per nesting level is registered with LangChain, once, and then
+    reused, so nested ``with holysheep_usage()`` blocks each see every call while
+    the number of registered hooks stays bounded.
+    """
+    with _hook_vars_lock:
+        for existing in _hook_vars:
+            if existing.get() is None:
+                return existing
+        var: ContextVar[HolySheepUsageTracker | None] = ContextVar(
+            f"holysheep_usage_tracker_{len(_hook_vars)}", default=None
+        )
+        register_configure_hook(var, inheritable=True)
+        _hook_vars.append(var)
+        return var
+
+
+@contextmanager
+def holysheep_usage(
+    price_table: PriceTable | None = None,
+    *,
+    tracker: HolySheepUsageTracker | None = None,
+) -> Iterator[HolySheepUsageTracker]:
+    """Track every LangChain model call made inside a ``with`` block.
+
+    The tracker is registered as an inheritable LangChain callback through a
+    context variable, so it sees sync and async calls made in this context
+    (including tasks created inside the block). Threads you start yourself do not
+    inherit the context: run them with ``contextvars.copy_context().run`` or pass
+    the tracker explicitly in ``config={"callbacks": [tracker]}``.
+
+    Args:
+        price_table: Prices for the new tracker (default: the packaged table).
+        tracker: Reuse an existing tracker instead of creating one.
+
+    Yields:
+        The tracker.
+
+    Raises:
+        ValueError: Both ``price_table`` and ``tracker`` were given.
+
+    Example:
+        ```python
+        with holysheep_usage() as usage:
+            chain.invoke({"topic": "sheep"})
+        s = usage.snapshot()
+        print(f"${s.total_cost_usd:.6f}, p95 {s.total_ms.p95:.0f} ms")
+        ```
+    """
+    if tracker is not None and price_table is not None:
+        raise ValueError("pass either price_table or tracker, not both")
+    handler = tracker if tracker is not None else HolySheepUsageTracker(price_table)
+    var = _free_hook_var()
+    token = var.set(handler)
+    try:
+        yield handler
+    finally:
+        var.reset(token)

@@ -1,0 +1,325 @@
+"""Table tests for the pure conversions in ``_convert``."""
+
+import pytest
+from langchain_core.messages import (
+    AIMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from langchain_holysheep._convert import (
+    StreamState,
+    completion_to_result,
+    message_to_dict,
+    messages_to_dicts,
+    usage_to_metadata,
+)
+from langchain_holysheep.errors import HolySheepInputError, HolySheepResponseError
+
+PNG_B64 = "iVBORw0KGgo="
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (SystemMessage("be brief"), {"role": "system", "content": "be brief"}),
+        (HumanMessage("hi"), {"role": "user", "content": "hi"}),
+        (
+            HumanMessage("hi", name="alice"),
+            {"role": "user", "content": "hi", "name": "alice"},
+        ),
+        (AIMessage("hello"), {"role": "assistant", "content": "hello"}),
+        (
+            ToolMessage("42", tool_call_id="call_1"),
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        ),
+        (
+            ToolMessage([{"type": "text", "text": "4"}, "2"], tool_call_id="c"),
+            {"role": "tool", "tool_call_id": "c", "content": "42"},
+        ),
+        (
+            ChatMessage(role="developer", content="rules"),
+            {"role": "developer", "content": "rules"},
+        ),
+        (
+            FunctionMessage(name="f", content="out"),
+            {"role": "function", "name": "f", "content": "out"},
+        ),
+        (
+            SystemMessage(
+                [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+            ),
+            {"role": "system", "content": "ab"},
+        ),
+    ],
+)
+def test_message_to_dict(message, expected):
+    assert message_to_dict(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (
+            {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+            {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+        ),
+        (
+            {"type": "image_url", "image_url": "https://x/cat.png"},
+            {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+        ),
+        (
+            {"type": "image", "url": "https://x/cat.png"},
+            {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+        ),
+        (
+            {"type": "image", "base64": PNG_B64, "mime_type": "image/png"},
+            {
+                "type": "image_url",
+                "image_url": {"url": f"data:image/png;base64,{PNG_B64}"},
+            },
+        ),
+        (
+            {
+                "type": "image",
+                "source_type": "base64",
+                "data": PNG_B64,
+                "mime_type": "image/png",
+            },
+            {
+                "type": "image_url",
+                "image_url": {"url": f"data:image/png;base64,{PNG_B64}"},
+            },
+        ),
+        (
+            {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}},
+        ),
+    ],
+)
+def test_user_content_blocks(block, expected):
+    message = HumanMessage(content=[{"type": "text", "text": "look"}, block])
+    parts = message_to_dict(message)["content"]
+    assert parts == [{"type": "text", "text": "look"}, expected]
+
+
+def test_base64_image_without_mime_type_is_rejected():
+    message = HumanMessage(content=[{"type": "image", "base64": PNG_B64}])
+    with pytest.raises(HolySheepInputError, match="mime_type"):
+        message_to_dict(message)
+
+
+def test_unknown_user_block_is_rejected_not_dropped():
+    message = HumanMessage(content=[{"type": "video", "url": "https://x/v.mp4"}])
+    with pytest.raises(HolySheepInputError, match="'video'"):
+        message_to_dict(message)
+
+
+def test_message_type_the_api_cannot_take():
+    with pytest.raises(HolySheepInputError, match="RemoveMessage"):
+        message_to_dict(RemoveMessage(id="1"))
+
+
+def test_empty_conversation_is_rejected():
+    with pytest.raises(HolySheepInputError, match="empty list of messages"):
+        messages_to_dicts([])
+
+
+def test_ai_message_with_tool_calls_round_trips():
+    message = AIMessage(
+        content="",
+        tool_calls=[{"name": "add", "args": {"a": 1}, "id": "call_1"}],
+        invalid_tool_calls=[
+            {"name": "sub", "args": "{bad", "id": "call_2", "error": "bad json"}
+        ],
+    )
+    assert message_to_dict(message) == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a": 1}'},
+            },
+            {
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "sub", "arguments": "{bad"},
+            },
+        ],
+    }
+
+
+def test_reasoning_is_echoed_only_when_asked():
+    message = AIMessage("4", additional_kwargs={"reasoning_content": "2+2"})
+    assert "reasoning_content" not in message_to_dict(message)
+    echoed = message_to_dict(message, echo_reasoning=True)
+    assert echoed["reasoning_content"] == "2+2"
+
+
+def test_ai_reasoning_blocks_are_not_sent_as_content():
+    message = AIMessage(
+        content=[
+            {"type": "reasoning", "reasoning": "hmm"},
+            {"type": "text", "text": "answer"},
+        ]
+    )
+    assert message_to_dict(message)["content"] == "answer"
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (
+            {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+        ),
+        (
+            {
+                "prompt_tokens": 10,
+                "completion_tokens": 7,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": {"reasoning_tokens": 5},
+            },
+            {
+                "input_tokens": 10,
+                "output_tokens": 7,
+                "total_tokens": 17,
+                "input_token_details": {"cache_read": 4},
+                "output_token_details": {"reasoning": 5},
+            },
+        ),
+        (
+            {"prompt_tokens": 3, "completion_tokens": 2},
+            {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+        ),
+    ],
+)
+def test_usage_to_metadata(usage, expected):
+    assert usage_to_metadata(usage) == expected
+
+
+def _completion(**message):
+    return {
+        "id": "chatcmpl-1",
+        "model": "deepseek-v3.2",
+        "system_fingerprint": "fp_1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", **message},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+
+
+def test_completion_to_result_metadata_and_reasoning():
+    result = completion_to_result(_completion(content="hi", reasoning_content="why"))
+    message = result.generations[0].message
+    assert message.content == "hi"
+    assert message.additional_kwargs["reasoning_content"] == "why"
+    assert message.response_metadata == {
+        "model_provider": "holysheep",
+        "model_name": "deepseek-v3.2",
+        "id": "chatcmpl-1",
+        "system_fingerprint": "fp_1",
+        "finish_reason": "stop",
+        "token_usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    assert message.usage_metadata == {
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "total_tokens": 3,
+    }
+    assert result.llm_output["model_name"] == "deepseek-v3.2"
+
+
+def test_reasoning_field_alias_is_kept():
+    result = completion_to_result(_completion(content="x", reasoning="via reasoning"))
+    assert result.generations[0].message.additional_kwargs == {
+        "reasoning_content": "via reasoning"
+    }
+
+
+def test_invalid_tool_arguments_go_to_invalid_tool_calls():
+    calls = [
+        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+        {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{x"}},
+        {"id": "c", "type": "function", "function": {"name": "h", "arguments": "[1]"}},
+    ]
+    message = completion_to_result(_completion(content=None, tool_calls=calls))
+    ai = message.generations[0].message
+    assert [c["id"] for c in ai.tool_calls] == ["a"]
+    assert [c["id"] for c in ai.invalid_tool_calls] == ["b", "c"]
+    assert ai.invalid_tool_calls[0]["args"] == "{x"
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("<html>502 Bad Gateway</html>", "not a JSON chat completion"),
+        ({"choices": []}, "no choices"),
+        ({"object": "chat.completion"}, "no choices"),
+        ({"choices": [{"index": 0}]}, "no message"),
+    ],
+)
+def test_bad_bodies_raise_a_response_error(body, match):
+    with pytest.raises(HolySheepResponseError, match=match):
+        completion_to_result(body)
+
+
+def _chunk(delta=None, finish=None, **extra):
+    choice = {"index": 0, "delta": delta or {}, "finish_reason": finish}
+    return {"id": "c1", "model": "m-served", "choices": [choice], **extra}
+
+
+def test_stream_state_skips_empty_chunks_and_finishes_with_usage():
+    state = StreamState()
+    assert state.feed(_chunk({"role": "assistant", "content": ""})) is None
+    first = state.feed(_chunk({"content": "Hel"}))
+    second = state.feed(_chunk({"content": "lo"}))
+    assert state.feed(_chunk(finish="stop")) is None
+    usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    assert state.feed({"id": "c1", "choices": [], "usage": usage}) is None
+    assert first.text + second.text == "Hello"
+    assert state.complete
+    last = state.finish()
+    assert last.message.chunk_position == "last"
+    assert last.message.usage_metadata["total_tokens"] == 6
+    assert last.message.response_metadata["model_name"] == "m-served"
+    assert last.message.response_metadata["finish_reason"] == "stop"
+
+
+def test_stream_state_without_finish_reason_is_incomplete():
+    state = StreamState()
+    state.feed(_chunk({"content": "partial"}))
+    assert not state.complete
+    assert state.text == "partial"
+
+
+def test_stream_state_keeps_reasoning_and_logprobs():
+    state = StreamState()
+    chunk = state.feed(_chunk({"reasoning_content": "think"}))
+    assert chunk.message.additional_kwargs == {"reasoning_content": "think"}
+    entry = {"token": "a", "logprob": -0.1}
+    state.feed(
+        {
+            "id": "c",
+            "choices": [{"delta": {"content": "a"}, "logprobs": {"content": [entry]}}],
+        }
+    )
+    state.feed(_chunk(finish="stop"))
+    assert state.finish().message.response_metadata["logprobs"] == {"content": [entry]}
+
+
+def test_stream_state_rejects_non_object_payload():
+    with pytest.raises(HolySheepResponseError, match="Unexpected stream payload"):
+        StreamState().feed("oops")

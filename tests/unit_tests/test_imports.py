@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+import pytest
+
+import langchain_holysheep
+
+EXPECTED_ALL = {"ChatHolySheep", "__version__"}
+
+
+def test_all_is_pinned():
+    assert set(langchain_holysheep.__all__) >= EXPECTED_ALL
+    for name in langchain_holysheep.__all__:
+        assert hasattr(langchain_holysheep, name)
+
+
+def test_import_does_not_load_openai():
+    """Importing the package must stay cheap: the SDK loads with the first client."""
+    code = (
+        "import sys, langchain_holysheep; "
+        "from langchain_holysheep import ChatHolySheep; "
+        "ChatHolySheep(api_key='cr_x'); "
+        "print('openai' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_bare_import_is_cheap():
+    """The pytest plugin imports the package: that must not pull in LangChain."""
+    code = (
+        "import sys, langchain_holysheep, langchain_holysheep.testing; "
+        "print(any(m.startswith('langchain_core') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = langchain_holysheep.no_such_thing
