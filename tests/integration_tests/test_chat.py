@@ -22,8 +22,7 @@ from langchain_holysheep.errors import (
     HolySheepTruncatedStreamError,
 )
 from langchain_holysheep.testing import Fault, Reply
-
-from .conftest import TEST_KEY
+from tests.integration_tests.conftest import TEST_KEY
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
 
