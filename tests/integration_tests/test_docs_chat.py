@@ -1,0 +1,26 @@
+"""The python examples in docs/chat.md run, in order, against the offline gateway."""
+
+import re
+from pathlib import Path
+
+DOC = Path(__file__).parents[2] / "docs" / "chat.md"
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def _blocks():
+    return BLOCK.findall(DOC.read_text(encoding="utf-8"))
+
+
+def test_the_page_has_examples():
+    assert len(_blocks()) >= 5
+
+
+def test_docs_chat_examples_run(holysheep_env, capsys):
+    namespace: dict = {"__name__": "docs_chat"}
+    for block in _blocks():
+        exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 (our docs)
+    printed = capsys.readouterr().out
+    assert "Offline reply to: I love programming." in printed
+    sent = [r.body for r in holysheep_env.requests if r.path.endswith("/completions")]
+    assert any(body["model"] == "gpt-4.1" for body in sent)
+    assert any(body["model"] == "deepseek-v3.2" for body in sent)
