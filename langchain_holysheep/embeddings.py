@@ -1,0 +1,414 @@
+"""``HolySheepEmbeddings``: the HolySheep gateway's embeddings for LangChain.
+
+Same client layer as :class:`~langchain_holysheep.ChatHolySheep` (one shared
+connection pool per gateway and key, async clients per event loop), same error
+tree, same environment variables. Vectors travel base64-encoded (little-endian
+float32, a third of the JSON size) and are decoded with the standard library.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import base64
+import binascii
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from langchain_holysheep._client import (
+    ClientConfig,
+    aclose_async_clients,
+    close_sync_client,
+    get_async_client,
+    get_sync_client,
+)
+from langchain_holysheep._settings import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    check_base_url,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+
+    import openai
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_EMBEDDING_MODEL",
+    "MAX_CHUNK_SIZE",
+    "HolySheepEmbeddings",
+]
+
+DEFAULT_EMBEDDING_MODEL: Final = "text-embedding-3-small"
+DEFAULT_CHUNK_SIZE: Final = 256
+MAX_CHUNK_SIZE: Final = 2048
+"""The most inputs the OpenAI embeddings API accepts in one request."""
+_EMBEDDINGS_PATH: Final = "/embeddings"
+_FLOAT32_SIZE: Final = 4
+# The wire format is little-endian float32; array("f") reads native order.
+_NATIVE_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class HolySheepEmbeddings(BaseModel, Embeddings):
+    r"""Text embeddings from the HolySheep AI gateway (OpenAI-compatible).
+
+    Setup:
+        Install ``langchain-holysheep`` and set ``HOLYSHEEP_API_KEY`` (the same
+        key as the chat model).
+
+        .. code-block:: bash
+
+            pip install -U langchain-holysheep
+            export HOLYSHEEP_API_KEY="cr_..."
+
+    Key init args — embedding params:
+        model: str
+            Embedding model id (default ``"text-embedding-3-small"``). It must be
+            one the gateway serves: check ``GET /v1/models`` for your key.
+        dimensions: int | None
+            Ask for shorter vectors (models that support it, e.g.
+            ``text-embedding-3-*``). Unset: the model's native size.
+
+    Key init args — client params:
+        api_key: SecretStr | None
+            Defaults to ``HOLYSHEEP_API_KEY``.
+        base_url: str
+            Defaults to ``HOLYSHEEP_BASE_URL``, else ``https://api.holysheep.ai/v1``.
+        chunk_size: int
+            Inputs per request (default 256, at most 2048).
+        max_concurrency: int
+            Requests in flight at once in ``aembed_documents`` (default 4).
+        timeout: float
+            Read/write timeout per request in seconds (default 60).
+        max_retries: int
+            SDK retries for 408/409/429/5xx and connection errors (default 2).
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_holysheep.embeddings import HolySheepEmbeddings
+
+            embeddings = HolySheepEmbeddings(model="text-embedding-3-small")
+
+    Embed:
+        .. code-block:: python
+
+            vector = embeddings.embed_query("What is a sheep?")
+            vectors = embeddings.embed_documents(["Sheep eat grass.", "Wool!"])
+
+            # async: batches run concurrently, max_concurrency at a time
+            vectors = await embeddings.aembed_documents(many_texts)
+
+    Behaviour:
+        * Order is preserved, whatever the batching.
+        * ``embed_documents([])`` returns ``[]`` without a request.
+        * Empty strings are sent as they are: the gateway decides (the offline
+          gateway embeds ``""`` as ``[1.0, 0.0, ...]``; OpenAI-backed routes
+          may answer 400, raised as ``HolySheepBadRequestError``).
+        * An input longer than the model's context raises
+          ``HolySheepContextOverflowError``; nothing is truncated silently.
+        * Every failure is a ``langchain_holysheep.errors.HolySheepError``.
+
+    All other methods are private or match ``Embeddings``.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+        extra="forbid",
+        protected_namespaces=(),
+    )
+
+    # ------------------------------------------------------------------ fields
+    model_name: str = Field(default=DEFAULT_EMBEDDING_MODEL, alias="model")
+    """Embedding model id, as the gateway names it; it must be one it serves."""
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(API_KEY_ENV, default=None)
+    )
+    """HolySheep API key; defaults to ``HOLYSHEEP_API_KEY``. Never logged."""
+    base_url: str = Field(
+        default_factory=from_env(BASE_URL_ENV, default=DEFAULT_BASE_URL),
+        validate_default=True,  # a URL from the environment is checked too
+    )
+    """Gateway URL; defaults to ``HOLYSHEEP_BASE_URL``, else the public gateway."""
+    dimensions: int | None = Field(default=None, gt=0)
+    """Length of the returned vectors, for models that can shorten them."""
+    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0, le=MAX_CHUNK_SIZE)
+    """Inputs sent per request (at most 2048, the API's limit).
+
+    256 keeps a request of typical RAG chunks (up to ~1,000 tokens each) under
+    the 300k-tokens-per-request cap of OpenAI-backed routes, while still cutting
+    round trips by two orders of magnitude.
+    """
+    max_concurrency: int = Field(default=4, gt=0)
+    """Batches in flight at once in ``aembed_documents``."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for each batch's response."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for a connection to the gateway."""
+    max_retries: int = Field(default=2, ge=0)
+    """SDK retries on 408/409/429/5xx and connection errors (honours Retry-After)."""
+    default_headers: dict[str, str] | None = None
+    """Headers sent with every request."""
+    default_query: dict[str, Any] | None = None
+    """Query parameters sent with every request."""
+    http_client: Any | None = Field(default=None, exclude=True)
+    """An ``httpx``/``httpx2`` ``Client`` for sync calls (proxies, limits, ...)."""
+    http_async_client: Any | None = Field(default=None, exclude=True)
+    """An ``httpx``/``httpx2`` ``AsyncClient`` for async calls."""
+
+    # ----------------------------------------------------------- validation
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return check_base_url(value)
+
+    # -------------------------------------------------- Embeddings overrides
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts, ``chunk_size`` per request, one request after another.
+
+        Args:
+            texts: The texts to embed (``[]`` sends no request).
+
+        Returns:
+            One vector per text, in the order of ``texts``.
+        """
+        batches = _batches(texts, self.chunk_size)
+        if not batches:
+            return []
+        client = get_sync_client(self._client_config(self.http_client))
+        vectors: list[list[float]] = []
+        for batch in batches:
+            with self._translate_errors():
+                data = client.post(
+                    _EMBEDDINGS_PATH,
+                    body=self._request_body(batch),
+                    cast_to=object,
+                    options=self._request_options(),
+                )
+            vectors.extend(_parse_response(data, len(batch), self.dimensions))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one text.
+
+        Args:
+            text: The text to embed.
+
+        Returns:
+            Its vector.
+        """
+        return self.embed_documents([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts, ``chunk_size`` per request, ``max_concurrency`` at once.
+
+        If one batch fails, the others still in flight are cancelled and that
+        batch's error is raised.
+
+        Args:
+            texts: The texts to embed (``[]`` sends no request).
+
+        Returns:
+            One vector per text, in the order of ``texts``.
+        """
+        batches = _batches(texts, self.chunk_size)
+        if not batches:
+            return []
+        client = await get_async_client(self._client_config(self.http_async_client))
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def embed(batch: list[str]) -> list[list[float]]:
+            async with limit:
+                with self._translate_errors():
+                    data = await client.post(
+                        _EMBEDDINGS_PATH,
+                        body=self._request_body(batch),
+                        cast_to=object,
+                        options=self._request_options(),
+                    )
+            return _parse_response(data, len(batch), self.dimensions)
+
+        if len(batches) == 1:  # the common query case: no task needed
+            return await embed(batches[0])
+        tasks = [asyncio.ensure_future(embed(batch)) for batch in batches]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [vector for result in results for vector in result]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed one text.
+
+        Args:
+            text: The text to embed.
+
+        Returns:
+            Its vector.
+        """
+        return (await self.aembed_documents([text]))[0]
+
+    # ------------------------------------------------------ resource control
+    def close(self) -> None:
+        """Close the shared sync connection pool these embeddings use.
+
+        Pools are shared with every model on the same gateway, key and headers
+        (the chat model included); a closed pool is rebuilt on the next call.
+        """
+        if self.api_key is not None:
+            close_sync_client(self._client_config(self.http_client))
+
+    async def aclose(self) -> None:
+        """Close this event loop's async connection pool for these embeddings."""
+        if self.api_key is not None:
+            await aclose_async_clients(self._client_config(self.http_async_client))
+
+    # ------------------------------------------------------------ internals
+    def _client_config(self, http_client: Any) -> ClientConfig:
+        if self.api_key is None:
+            from langchain_holysheep.errors import (  # noqa: PLC0415
+                HolySheepMissingAPIKeyError,
+            )
+
+            raise HolySheepMissingAPIKeyError
+        return ClientConfig.create(
+            base_url=self.base_url,
+            api_key=self.api_key.get_secret_value(),
+            default_headers=self.default_headers,
+            default_query=self.default_query,
+            http_client=http_client,
+        )
+
+    def _request_options(self) -> openai.RequestOptions:
+        import openai  # noqa: PLC0415  (already loaded by the client)
+
+        return {
+            "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
+            "max_retries": self.max_retries,
+        }
+
+    def _request_body(self, batch: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "input": batch,
+            "encoding_format": "base64",
+        }
+        if self.dimensions is not None:
+            body["dimensions"] = self.dimensions
+        return body
+
+    def _translate_errors(self) -> AbstractContextManager[None]:
+        from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+        secret = self.api_key.get_secret_value() if self.api_key else None
+        return translate_errors(secret)
+
+
+# ---------------------------------------------------------------- pure helpers
+def _batches(texts: Sequence[str], size: int) -> list[list[str]]:
+    """Split ``texts`` into lists of at most ``size``, checking each is a string."""
+    if isinstance(texts, str):
+        from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
+
+        msg = (
+            "embed_documents() takes a list of texts, got one string. Wrap it in "
+            "a list, or call embed_query() for a single text."
+        )
+        raise HolySheepInputError(msg)
+    items = list(texts)
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            from langchain_holysheep.errors import (  # noqa: PLC0415
+                HolySheepInputError,
+            )
+
+            msg = (
+                f"Text {index} is a {type(text).__name__}, not a str; convert "
+                "every input to a string before embedding it."
+            )
+            raise HolySheepInputError(msg)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _response_error(message: str, body: object) -> Exception:
+    from langchain_holysheep.errors import HolySheepResponseError  # noqa: PLC0415
+
+    return HolySheepResponseError(message, body=body)
+
+
+def _decode_vector(raw: object, body: object) -> list[float]:
+    """One embedding from its wire form: base64 float32 (little-endian) or a list."""
+    if isinstance(raw, str):
+        try:
+            packed = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as error:
+            msg = "The gateway sent an embedding that is not valid base64."
+            raise _response_error(msg, body) from error
+        if len(packed) % _FLOAT32_SIZE:
+            msg = (
+                f"The gateway sent a base64 embedding of {len(packed)} bytes, "
+                "which is not a whole number of float32 values."
+            )
+            raise _response_error(msg, body)
+        vector = array.array("f")
+        vector.frombytes(packed)
+        if _NATIVE_BIG_ENDIAN:
+            vector.byteswap()
+        return vector.tolist()
+    # Some OpenAI-compatible routes ignore encoding_format and send floats.
+    if isinstance(raw, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in raw
+    ):
+        return [float(x) for x in raw]
+    msg = "The gateway sent an embedding that is neither base64 nor a list of numbers."
+    raise _response_error(msg, body)
+
+
+def _parse_response(
+    data: object, expected: int, dimensions: int | None
+) -> list[list[float]]:
+    """Vectors in input order from an embeddings response, checked for gaps."""
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        msg = "The gateway's embeddings response has no 'data' list."
+        raise _response_error(msg, data)
+    by_index: dict[int, list[float]] = {}
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            msg = f"Item {position} of the embeddings response is not an object."
+            raise _response_error(msg, data)
+        index = item.get("index", position)
+        if not isinstance(index, int) or not 0 <= index < expected or index in by_index:
+            msg = (
+                f"The embeddings response has a missing, duplicate or out-of-range "
+                f"index {index!r} (expected 0..{expected - 1})."
+            )
+            raise _response_error(msg, data)
+        by_index[index] = _decode_vector(item.get("embedding"), data)
+    if len(by_index) != expected:
+        msg = (
+            f"The gateway returned {len(by_index)} embeddings for {expected} inputs; "
+            "nothing was returned for the rest."
+        )
+        raise _response_error(msg, data)
+    vectors = [by_index[i] for i in range(expected)]
+    if dimensions is not None and any(len(v) != dimensions for v in vectors):
+        sizes = sorted({len(v) for v in vectors})
+        msg = (
+            f"dimensions={dimensions} was requested but the gateway returned vectors "
+            f"of length {sizes}: this model does not support shortening vectors. "
+            "Unset dimensions or choose a model that supports it."
+        )
+        raise _response_error(msg, data)
+    return vectors
