@@ -152,11 +152,30 @@ def _assistant_dict(message: AIMessage, *, echo_reasoning: bool) -> dict[str, An
         result["tool_calls"] = calls
         if not result["content"]:
             result["content"] = None
-    if echo_reasoning:
-        reasoning = message.additional_kwargs.get("reasoning_content")
-        if isinstance(reasoning, str):
-            result["reasoning_content"] = reasoning
+    if echo_reasoning and (reasoning := _reasoning_to_echo(message)) is not None:
+        result["reasoning_content"] = reasoning
     return result
+
+
+def _reasoning_to_echo(message: AIMessage) -> str | None:
+    """The reasoning of an assistant turn, from ``additional_kwargs`` or blocks.
+
+    ``output_version="v1"`` messages keep their reasoning as ``reasoning``
+    content blocks rather than in ``additional_kwargs``.
+    """
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str):
+        return reasoning
+    if isinstance(message.content, str):
+        return None
+    parts = [
+        block["reasoning"]
+        for block in message.content
+        if isinstance(block, dict)
+        and block.get("type") == "reasoning"
+        and isinstance(block.get("reasoning"), str)
+    ]
+    return "".join(parts) if parts else None
 
 
 def message_to_dict(
@@ -379,7 +398,42 @@ def completion_to_result(data: object) -> ChatResult:
 # --------------------------------------------------------------------------- #
 
 
-def _tool_call_chunks(raw_calls: list[dict[str, Any]]) -> list[ToolCallChunk]:
+class _ToolCallIndexer:
+    """Gives every streamed tool-call delta an ``index``, synthesizing missing ones.
+
+    Some backends (Gemini through compatible endpoints) omit ``index``. Then a
+    delta with a new ``id`` starts the next call, a known ``id`` continues its
+    call, and a delta with neither continues the last call, so parallel calls
+    never merge into one invalid JSON string.
+    """
+
+    __slots__ = ("by_id", "last", "next")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, int] = {}
+        self.last: int | None = None
+        self.next = 0
+
+    def index_of(self, call: Mapping[str, Any]) -> int:
+        call_id = call.get("id")
+        index = call.get("index")
+        if not isinstance(index, int):
+            if isinstance(call_id, str) and call_id in self.by_id:
+                index = self.by_id[call_id]
+            elif call_id or self.last is None:
+                index = self.next
+            else:
+                index = self.last
+        if isinstance(call_id, str) and call_id:
+            self.by_id.setdefault(call_id, index)
+        self.last = index
+        self.next = max(self.next, index + 1)
+        return index
+
+
+def _tool_call_chunks(
+    raw_calls: list[dict[str, Any]], indexer: _ToolCallIndexer
+) -> list[ToolCallChunk]:
     chunks = []
     for call in raw_calls:
         function = call.get("function") or {}
@@ -388,7 +442,7 @@ def _tool_call_chunks(raw_calls: list[dict[str, Any]]) -> list[ToolCallChunk]:
                 name=function.get("name"),
                 args=function.get("arguments"),
                 id=call.get("id"),
-                index=call.get("index"),
+                index=indexer.index_of(call),
             )
         )
     return chunks
@@ -410,6 +464,7 @@ class StreamState:
         "model_name",
         "system_fingerprint",
         "text_parts",
+        "tool_indexer",
         "usage",
     )
 
@@ -422,6 +477,7 @@ class StreamState:
         self.usage: dict[str, Any] | None = None
         self.logprobs: list[Any] = []
         self.text_parts: list[str] = []
+        self.tool_indexer = _ToolCallIndexer()
 
     @property
     def text(self) -> str:
@@ -467,16 +523,22 @@ class StreamState:
         content = delta.get("content") or ""
         reasoning = _reasoning_of(delta)
         raw_calls = delta.get("tool_calls")
-        if not (content or reasoning or raw_calls):
+        refusal = delta.get("refusal")
+        if not (content or reasoning or raw_calls or refusal):
             return None
         if content:
             self.text_parts.append(content)
-        additional_kwargs = {"reasoning_content": reasoning} if reasoning else {}
+        additional_kwargs: dict[str, Any] = {}
+        if reasoning:
+            additional_kwargs["reasoning_content"] = reasoning
+        if refusal and isinstance(refusal, str):
+            additional_kwargs["refusal"] = refusal
+        calls = _tool_call_chunks(raw_calls, self.tool_indexer) if raw_calls else []
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=content,
                 additional_kwargs=additional_kwargs,
-                tool_call_chunks=_tool_call_chunks(raw_calls) if raw_calls else [],
+                tool_call_chunks=calls,
                 response_metadata={"model_provider": PROVIDER},
             )
         )

@@ -213,3 +213,11 @@ def test_token_counting_is_offline():
     model = _model()
     assert model.get_num_tokens("hello world, how are you?") > 0
     assert model.get_num_tokens_from_messages(HI) > 0
+
+
+def test_base_url_from_env_is_validated(monkeypatch):
+    monkeypatch.setenv("HOLYSHEEP_BASE_URL", "ftp://gateway.example.com/v1")
+    with pytest.raises(ValidationError, match="http"):
+        ChatHolySheep(api_key=KEY)
+    monkeypatch.setenv("HOLYSHEEP_BASE_URL", "https://gateway.example.com/v1/")
+    assert ChatHolySheep(api_key=KEY).base_url == "https://gateway.example.com/v1"
