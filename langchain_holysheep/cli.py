@@ -171,9 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[gateway],
-        help="invoke, streaming, an async batch, usage, cost and latency",
+        help="invoke, streaming, async batch, tools, structured output, "
+        "fallback, RAG, then usage, cost and latency",
         description="Walk through ChatHolySheep: invoke, streaming, an async "
-        "batch, then usage, cost and latency of every call.",
+        "batch, a tool call, structured extraction, a model fallback and "
+        "retrieval-augmented generation, then usage, cost and latency of every "
+        "call. Offline, the replies (and the fallback's failure) are scripted.",
     )
     demo.add_argument("--model", default=DEFAULT_MODEL, help="model id")
     demo.set_defaults(handler=_cmd_demo)
@@ -579,18 +582,366 @@ def _demo_async_batch(ctx: DemoContext) -> None:
     ctx.say(f"await llm.abatch({len(prompts)} prompts, max_concurrency=3)")
     messages = asyncio.run(ctx.llm.abatch(prompts, config={"max_concurrency": 3}))
     for prompt, message in zip(prompts, messages, strict=True):
-        first_line = message.text.strip().splitlines()[0] if message.text else ""
-        ctx.say(f"- {prompt}\n  -> {first_line}")
+        ctx.say(f"- {prompt}")
+        ctx.say(_arrow(message.text))
         ctx.say(f"  usage: {_call_summary(message)}")
+
+
+def _arrow(text: str, indent: str = "  ") -> str:
+    """The whole answer after ``->``, continuation lines aligned under it."""
+    lines = text.strip().splitlines() or ["(empty answer)"]
+    pad = indent + "   "
+    return "\n".join([f"{indent}-> {lines[0]}", *(pad + line for line in lines[1:])])
+
+
+_SCRIPTED_DELAY: Final = 0.08
+"""Seconds the offline gateway waits before a scripted reply (a model would)."""
+
+
+@contextlib.contextmanager
+def _scripted(
+    ctx: DemoContext, respond: Callable[[dict[str, Any]], Reply]
+) -> Iterator[None]:
+    """Offline: answer the demo model's chat requests with ``respond`` for a step.
+
+    Online (``ctx.gateway`` is ``None``) this does nothing.
+    """
+    gateway = ctx.gateway
+    if gateway is None:
+        yield
+        return
+    model = ctx.llm.model_name
+    gateway.set_responder(respond, model=model)
+    try:
+        yield
+    finally:
+        gateway.set_responder(None, model=model)
+
+
+# The weather tool's data: the demo's tool is local and returns canned values,
+# online too (the point is the round trip, not the weather).
+_WEATHER: Final = {
+    "paris": {"temperature_c": 18, "conditions": "light rain", "wind_kmh": 12},
+    "lisbon": {"temperature_c": 24, "conditions": "sunny", "wind_kmh": 8},
+}
+
+
+def _weather_report(city: str) -> str:
+    data = _WEATHER.get(city.strip().lower())
+    if data is None:
+        return json.dumps({"city": city, "error": "no demo data for this city"})
+    return json.dumps({"city": city, **data})
+
+
+def _demo_tool_call(ctx: DemoContext) -> None:
+    from langchain_core.messages import HumanMessage  # noqa: PLC0415
+    from langchain_core.tools import tool  # noqa: PLC0415
+
+    from langchain_holysheep.testing import Reply, ToolCall  # noqa: PLC0415
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the current weather for a city.
+
+        Args:
+            city: The city name, e.g. "Paris".
+        """
+        return _weather_report(city)
+
+    question = "Do I need an umbrella in Paris right now?"
+    if ctx.gateway is not None:
+        # Offline: the model first calls the tool, then answers from its result.
+        report = json.loads(_weather_report("Paris"))
+        ctx.gateway.enqueue(
+            Reply(
+                tool_calls=[ToolCall("get_weather", {"city": "Paris"})],
+                delay_before_headers=_SCRIPTED_DELAY,
+            ),
+            Reply(
+                content=(
+                    f"Yes, take an umbrella: it is {report['temperature_c']} °C in "
+                    f"Paris with {report['conditions']} and a "
+                    f"{report['wind_kmh']} km/h wind."
+                ),
+                delay_before_headers=_SCRIPTED_DELAY,
+            ),
+        )
+    llm = ctx.llm.bind_tools([get_weather])
+    messages: list[BaseMessage] = [HumanMessage(question)]
+    ctx.say("llm_with_tools = llm.bind_tools([get_weather])")
+    ctx.say(f"llm_with_tools.invoke({question!r}) -> tool calls:")
+    first = llm.invoke(messages)
+    if not first.tool_calls:
+        ctx.say("  (none: the model answered directly)")
+        ctx.say(_arrow(first.text))
+        ctx.say(f"  usage: {_call_summary(first)}")
+        return
+    for call in first.tool_calls:
+        ctx.say(f"  {call['name']}({json.dumps(call['args'])})  id={call['id']}")
+    ctx.say(f"  usage: {_call_summary(first)}")
+    messages.append(first)
+    for call in first.tool_calls:
+        result = get_weather.invoke(call)  # a ToolCall in -> a ToolMessage out
+        ctx.say(f"run the tool -> ToolMessage({result.content})")
+        messages.append(result)
+    final = llm.invoke(messages)
+    ctx.say("send the ToolMessage back -> final answer:")
+    ctx.say(_arrow(final.text))
+    ctx.say(f"  usage: {_call_summary(final)}")
+
+
+# Support messages for the extraction step, each with what the offline gateway
+# answers for it (a real model extracts the same fields online).
+_TICKETS: Final = (
+    (
+        (
+            "Hi, Ana Silva here (ana@lisbontiles.pt). Invoice 4411 was charged twice "
+            "this morning, please refund one of them today!"
+        ),
+        {
+            "customer": "Ana Silva",
+            "email": "ana@lisbontiles.pt",
+            "category": "billing",
+            "urgent": True,
+            "summary": "Invoice 4411 was charged twice; wants one charge refunded.",
+        },
+    ),
+    (
+        (
+            "hello, Tom Becker from Nordwind. Does the streaming API report token "
+            "usage? No rush, just planning next quarter."
+        ),
+        {
+            "customer": "Tom Becker",
+            "email": None,
+            "category": "question",
+            "urgent": False,
+            "summary": "Asks whether streamed responses report token usage.",
+        },
+    ),
+)
+
+
+def _structured_reply(data: dict[str, Any], body: dict[str, Any]) -> Reply:
+    """Answer in the shape the request asked for: a forced tool call, or JSON."""
+    from langchain_holysheep.testing import Reply, ToolCall  # noqa: PLC0415
+
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if isinstance(name, str):
+            return Reply(
+                tool_calls=[ToolCall(name, data)],
+                delay_before_headers=_SCRIPTED_DELAY,
+            )
+    return Reply(content=json.dumps(data), delay_before_headers=_SCRIPTED_DELAY)
+
+
+def _demo_structured(ctx: DemoContext) -> None:
+    from typing import Literal  # noqa: PLC0415
+
+    from langchain_core.exceptions import (  # noqa: PLC0415
+        ModelRefusalError,
+        OutputParserException,
+    )
+    from pydantic import BaseModel, Field  # noqa: PLC0415
+
+    class SupportTicket(BaseModel):
+        """A support request, extracted from a customer's message."""
+
+        customer: str = Field(description="The customer's full name")
+        email: str | None = Field(description="Their email address, if given")
+        category: Literal["billing", "bug", "question"]
+        urgent: bool = Field(description="Whether they ask for a fast answer")
+        summary: str = Field(description="One sentence")
+
+    def respond(body: dict[str, Any]) -> Reply:
+        prompt = _prompt_text(body)
+        data = next(d for text, d in _TICKETS if text in prompt)
+        return _structured_reply(data, body)
+
+    extractor = ctx.llm.with_structured_output(SupportTicket)
+    ctx.say("extractor = llm.with_structured_output(SupportTicket)")
+    with _scripted(ctx, respond):
+        for text, _ in _TICKETS:
+            ctx.say(f"- {text}")
+            try:
+                ticket = extractor.invoke(text)
+            except (OutputParserException, ModelRefusalError) as error:
+                raise CLIError(
+                    "structured extraction: the model's answer is not a valid "
+                    f"SupportTicket: {_one_line(str(error))}",
+                    _EXIT_REQUEST_FAILED,
+                ) from None
+            ctx.say(_arrow(repr(ticket)))
+
+
+_PRIMARY: Final = "mistral-small-2603"
+_BACKUP: Final = "gemini-2.5-flash"
+
+
+def _demo_fallback(ctx: DemoContext) -> None:
+    chain = ctx.connection.chat_model(_PRIMARY).with_model_fallbacks([_BACKUP])
+    ctx.say(
+        f"chain = ChatHolySheep(model={_PRIMARY!r}).with_model_fallbacks([{_BACKUP!r}])"
+    )
+    if ctx.gateway is not None:
+        from langchain_holysheep.testing import Fault, Reply  # noqa: PLC0415
+
+        ctx.say(f"offline: the gateway answers HTTP 503 for {_PRIMARY} (injected)")
+        ctx.gateway.enqueue(
+            Fault(status=503, delay_before_headers=_SCRIPTED_DELAY / 2), model=_PRIMARY
+        )
+        ctx.gateway.enqueue(
+            Reply(
+                content="It keeps your app answering when one model is down: the "
+                "next model in the list takes the request.",
+                delay_before_headers=_SCRIPTED_DELAY,
+            ),
+            model=_BACKUP,
+        )
+    else:
+        ctx.say(
+            "online: no failure is injected, so the primary normally answers and "
+            "the list of failed attempts is empty"
+        )
+    message = chain.invoke("In one sentence, why use a fallback chain?")
+    ctx.say("chain.invoke(...) ->")
+    ctx.say(_arrow(message.text))
+    metadata = message.response_metadata
+    ctx.say(f"  served by: {metadata.get('model_name')}")
+    attempts = metadata.get("fallback_attempts") or []
+    ctx.say(f"  failed attempts: {len(attempts)}")
+    for attempt in attempts:
+        status = attempt.get("status_code")
+        kind = attempt["error_type"] + (f" (HTTP {status})" if status else "")
+        ctx.say(f"    {attempt['model']}: {kind}: {attempt['message']}")
+    if attempts:
+        ctx.say("  (the chain also logs a warning on stderr for each fall-over)")
+    ctx.say(f"  usage: {_call_summary(message)}")
+
+
+# A tiny knowledge base for the RAG step: (title, text); paragraphs are chunks.
+_KNOWLEDGE: Final = (
+    (
+        "API keys",
+        (
+            "HolySheep keys start with cr_. The package reads the key from the "
+            "HOLYSHEEP_API_KEY environment variable only.\n\n"
+            "The key never appears in reprs, logs, traces or error messages: known "
+            "key patterns are masked."
+        ),
+    ),
+    (
+        "Fallback chains",
+        (
+            "with_model_fallbacks tries the next model when the primary one fails "
+            "with a rate limit, a server error, a timeout or a lost connection.\n\n"
+            "Bad requests and authentication errors fail fast: every model would "
+            "reject them too. The answer records which model served it."
+        ),
+    ),
+    (
+        "Streaming usage",
+        (
+            "Streamed calls request usage with stream_options and get token counts "
+            "on the final chunk.\n\n"
+            "So cost and latency tracking work for streamed calls as well as for "
+            "plain invoke."
+        ),
+    ),
+    (
+        "Pricing",
+        (
+            "The price table lists US dollars per million input and output tokens "
+            "for each model, gateway fee included.\n\n"
+            "Override it with HOLYSHEEP_PRICES_FILE when your contract has other "
+            "prices."
+        ),
+    ),
+    (
+        "Offline gateway",
+        (
+            "The offline gateway is a loopback server for tests and demos.\n\n"
+            "It scripts replies and faults and records every request it receives."
+        ),
+    ),
+)
+
+
+def _demo_rag(ctx: DemoContext) -> None:
+    from langchain_core.documents import Document  # noqa: PLC0415
+    from langchain_core.vectorstores import InMemoryVectorStore  # noqa: PLC0415
+
+    from langchain_holysheep.embeddings import HolySheepEmbeddings  # noqa: PLC0415
+
+    chunks = [
+        Document(paragraph, metadata={"title": title, "chunk": number})
+        for title, text in _KNOWLEDGE
+        for number, paragraph in enumerate(text.split("\n\n"), start=1)
+    ]
+    connection = ctx.connection
+    embeddings = HolySheepEmbeddings(
+        base_url=connection.base_url,
+        api_key=connection.api_key,
+        timeout=connection.timeout,
+    )
+    store = InMemoryVectorStore(embeddings)
+    store.add_documents(chunks)
+    ctx.say(
+        f"InMemoryVectorStore(HolySheepEmbeddings(model={embeddings.model_name!r})): "
+        f"{len(chunks)} chunks from {len(_KNOWLEDGE)} documents"
+    )
+    if ctx.gateway is not None:
+        ctx.say(
+            "offline: embeddings are deterministic word hashes, so retrieval "
+            "matches on shared words"
+        )
+    question = "What happens when the primary model fails with a server error?"
+    hits = store.similarity_search_with_score(question, k=2)
+    ctx.say(f"store.similarity_search({question!r}, k=2) ->")
+    for document, score in hits:
+        meta = document.metadata
+        ctx.say(f"  [{meta['title']} #{meta['chunk']}] score {score:.2f}")
+    context = "\n\n".join(f"[{d.metadata['title']}] {d.page_content}" for d, _ in hits)
+    if ctx.gateway is not None:
+        from langchain_holysheep.testing import Reply  # noqa: PLC0415
+
+        ctx.gateway.enqueue(
+            Reply(
+                content="The chain moves on to the next model in the list: a server "
+                "error is one of the failures (with rate limits, timeouts and lost "
+                "connections) that trigger a fallback, and the answer records "
+                "which model served it [Fallback chains].",
+                delay_before_headers=_SCRIPTED_DELAY,
+            )
+        )
+    answer = ctx.llm.invoke(
+        [
+            (
+                "system",
+                (
+                    "Answer from the context only, in at most two sentences, and cite "
+                    "the [title] you used."
+                ),
+            ),
+            ("human", f"Context:\n{context}\n\nQuestion: {question}"),
+        ]
+    )
+    ctx.say("llm.invoke(context + question) ->")
+    ctx.say(_arrow(answer.text))
+    ctx.say(f"  usage: {_call_summary(answer)}")
 
 
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("Invoke", _demo_invoke),
     DemoStep("Streaming (tokens as they arrive)", _demo_stream),
     DemoStep("Async batch", _demo_async_batch),
-    # Hook: tool calling, structured extraction, fallback and RAG steps are
-    # appended here (DEMO_STEPS.append(DemoStep(...))); the usage, cost and
-    # latency summary always runs last.
+    DemoStep("Tool call", _demo_tool_call),
+    DemoStep("Structured extraction", _demo_structured),
+    DemoStep("Fallback", _demo_fallback),
+    DemoStep("RAG (retrieval-augmented generation)", _demo_rag),
+    # The usage, cost and latency summary always runs last (it is not a step).
 ]
 """The demo's sections, in order (extend this list to add one)."""
 

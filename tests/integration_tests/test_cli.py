@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from langchain_holysheep.testing import Fault
+from langchain_holysheep.testing import Fault, Reply, ToolCall
 
 FAKE_KEY = "cr_fake_secret_key_0123456789abcdef"
 
@@ -39,28 +39,181 @@ def run_cli(*args, key=None, stdin=None):
     )
 
 
-def test_demo_runs_offline_with_labelled_sections():
-    result = run_cli("demo")
+DEMO_TITLES = (
+    "== 1. Invoke ==",
+    "== 2. Streaming (tokens as they arrive) ==",
+    "== 3. Async batch ==",
+    "== 4. Tool call ==",
+    "== 5. Structured extraction ==",
+    "== 6. Fallback ==",
+    "== 7. RAG (retrieval-augmented generation) ==",
+    "== 8. Usage, cost and latency (all calls) ==",
+)
+
+
+def _sections(out):
+    """The demo's output split by section title (titles in order, all present)."""
+    positions = [out.index(title) for title in DEMO_TITLES]
+    assert positions == sorted(positions)
+    ends = [*positions[1:], len(out)]
+    return {
+        title: out[start:end]
+        for title, start, end in zip(DEMO_TITLES, positions, ends, strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def offline_demo():
+    """One offline ``holysheep demo`` run, shared by the tests that read it."""
+    return run_cli("demo")
+
+
+def test_demo_runs_offline_with_labelled_sections(offline_demo):
+    result = offline_demo
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "OFFLINE" in out
     assert "OFFLINE" in result.stderr
     assert "HOLYSHEEP_API_KEY is not set" in result.stderr
-    positions = [
-        out.index(title)
-        for title in (
-            "== 1. Invoke ==",
-            "== 2. Streaming",
-            "== 3. Async batch ==",
-            "Usage, cost and latency",
-        )
-    ]
-    assert positions == sorted(positions)
-    assert out.count("usage: ") == 5
+    sections = _sections(out)
+    assert out.count("usage: ") == 9
     assert "TTFT" in out
     assert "cost $0.0000" in out
-    assert "mistral-small-2603 |        5 |      0 |" in out
-    assert "5 calls" in out
+    table = sections["== 8. Usage, cost and latency (all calls) =="]
+    assert "gemini-2.5-flash   |        1 |" in table
+    total = next(line for line in table.splitlines() if line.startswith("TOTAL"))
+    calls = int(total.split("|")[1])
+    assert calls >= 11
+    assert f"{calls} calls" in table
+
+
+def test_demo_async_batch_prints_whole_multiline_answers(offline_demo):
+    """Regression: only the first line of the haiku was printed."""
+    result = offline_demo
+    assert result.returncode == 0, result.stderr
+    batch = _sections(result.stdout)["== 3. Async batch =="]
+    assert (
+        "  -> Tokens drift like snow,\n"
+        "     the gateway counts every flake,\n"
+        "     the bill stays quite small.\n"
+    ) in batch
+    assert "Flocks stay together because a lone sheep is an easy target." in batch
+
+
+def test_demo_offline_tool_structured_fallback_and_rag_steps(offline_demo):
+    result = offline_demo
+    assert result.returncode == 0, result.stderr
+    sections = _sections(result.stdout)
+
+    tools = sections["== 4. Tool call =="]
+    assert "llm.bind_tools([get_weather])" in tools
+    assert 'get_weather({"city": "Paris"})' in tools
+    assert 'ToolMessage({"city": "Paris", "temperature_c": 18' in tools
+    assert "final answer:" in tools
+    assert "take an umbrella: it is 18 °C in Paris with light rain" in tools
+    assert tools.count("usage: ") == 2
+
+    structured = sections["== 5. Structured extraction =="]
+    assert "llm.with_structured_output(SupportTicket)" in structured
+    assert (
+        "SupportTicket(customer='Ana Silva', email='ana@lisbontiles.pt', "
+        "category='billing', urgent=True" in structured
+    )
+    assert (
+        "SupportTicket(customer='Tom Becker', email=None, category='question', "
+        "urgent=False" in structured
+    )
+
+    fallback = sections["== 6. Fallback =="]
+    assert ".with_model_fallbacks(['gemini-2.5-flash'])" in fallback
+    assert "HTTP 503 for mistral-small-2603 (injected)" in fallback
+    assert "served by: gemini-2.5-flash" in fallback
+    assert "failed attempts: 1" in fallback
+    assert "mistral-small-2603: HolySheepServerError (HTTP 503)" in fallback
+    assert "falling over to gemini-2.5-flash" in result.stderr
+
+    rag = sections["== 7. RAG (retrieval-augmented generation) =="]
+    assert "HolySheepEmbeddings(model='text-embedding-3-small')" in rag
+    assert "10 chunks from 5 documents" in rag
+    retrieved = [line.strip() for line in rag.splitlines() if "] score " in line]
+    assert len(retrieved) == 2
+    assert retrieved[0].startswith("[Fallback chains #1] score ")
+    assert "[Fallback chains]." in rag
+    assert rag.count("usage: ") == 1
+
+
+TICKET = {
+    "customer": "Ana Silva",
+    "email": None,
+    "category": "billing",
+    "urgent": True,
+    "summary": "Charged twice.",
+}
+
+
+def _model_like(body):
+    """Answer like a capable model: call tools, fill schemas, else plain text."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return Reply(tool_calls=[ToolCall(choice["function"]["name"], TICKET)])
+    if (body.get("response_format") or {}).get("type") == "json_schema":
+        return Reply(content=json.dumps(TICKET))
+    if body.get("tools") and body["messages"][-1]["role"] != "tool":
+        return Reply(tool_calls=[ToolCall("get_weather", {"city": "Lisbon"})])
+    return Reply(content="A real-looking answer.\nOn two lines.")
+
+
+@pytest.mark.parametrize("model", ["mistral-small-2603", "deepseek-v3.2"])
+def test_demo_online_path_runs_every_step_without_injected_failures(
+    holysheep_gateway, model
+):
+    holysheep_gateway.set_responder(_model_like)
+    result = run_cli(
+        "demo", "--model", model, "--base-url", holysheep_gateway.base_url, key=FAKE_KEY
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "OFFLINE" not in out + result.stderr
+    assert FAKE_KEY not in out + result.stderr
+    sections = _sections(out)
+    tools = sections["== 4. Tool call =="]
+    assert 'get_weather({"city": "Lisbon"})' in tools
+    assert 'ToolMessage({"city": "Lisbon", "temperature_c": 24' in tools
+    tool_turns = [
+        r.body["messages"]
+        for r in holysheep_gateway.requests
+        if r.body and r.body.get("tools") and r.body["messages"][-1]["role"] == "tool"
+    ]
+    assert len(tool_turns) == 1
+    assert '"temperature_c": 24' in tool_turns[0][-1]["content"]
+    assert (
+        sections["== 5. Structured extraction =="].count(
+            "SupportTicket(customer='Ana Silva'"
+        )
+        == 2
+    )
+    fallback = sections["== 6. Fallback =="]
+    assert "no failure is injected" in fallback
+    assert "served by: mistral-small-2603" in fallback
+    assert "failed attempts: 0" in fallback
+    rag = sections["== 7. RAG (retrieval-augmented generation) =="]
+    assert "offline:" not in rag
+    assert any(r.path == "/v1/embeddings" for r in holysheep_gateway.requests)
+    assert "  -> A real-looking answer.\n     On two lines.\n" in rag
+
+
+def test_demo_unparsable_structured_answer_exits_1_with_one_line(holysheep_gateway):
+    holysheep_gateway.set_responder(
+        lambda body: Reply(content="not json") if "Ana Silva" in str(body) else None
+    )
+    result = run_cli("demo", "--base-url", holysheep_gateway.base_url, key=FAKE_KEY)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "holysheep demo: error: structured extraction: the model's answer is not "
+        "a valid SupportTicket:"
+    )
+    assert "== 6. Fallback ==" not in result.stdout
 
 
 def test_chat_streams_the_answer_then_usage_cost_latency():
