@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langchain_holysheep.chat_models import ChatHolySheep
     from langchain_holysheep.embeddings import HolySheepEmbeddings
+    from langchain_holysheep.fallback import ChatHolySheepFallback
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "ChatHolySheep": "langchain_holysheep.chat_models",
+    "ChatHolySheepFallback": "langchain_holysheep.fallback",
     "HolySheepEmbeddings": "langchain_holysheep.embeddings",
 }
 
-__all__ = ["ChatHolySheep", "HolySheepEmbeddings", "__version__"]
+__all__ = [
+    "ChatHolySheep",
+    "ChatHolySheepFallback",
+    "HolySheepEmbeddings",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -479,9 +479,8 @@ class StreamState:
         self.text_parts: list[str] = []
         self.tool_indexer = _ToolCallIndexer()
 
-    @property
-    def text(self) -> str:
-        """The content streamed so far."""
+    def partial_text(self) -> str:
+        """The content streamed so far (for errors that keep ``partial_text``)."""
         return "".join(self.text_parts)
 
     def feed(self, data: object) -> ChatGenerationChunk | None:

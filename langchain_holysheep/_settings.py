@@ -1,21 +1,38 @@
 """Settings shared by every HolySheep model class: defaults and their validation.
 
 One home for what the chat model and the embeddings class must agree on (the
-gateway URL, its environment variables and how a URL is checked), so the two
-cannot drift apart. Pure functions, no I/O.
+gateway URL, its environment variables, how a URL is checked, and the connection
+fields with the client and error plumbing built on them), so the two cannot
+drift apart.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import warnings
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
+
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from langchain_holysheep._client import (
+    ClientConfig,
+    aclose_async_clients,
+    close_sync_client,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    import openai
 
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "GatewaySettings",
     "check_base_url",
     "is_loopback",
 ]
@@ -87,3 +104,103 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
             stacklevel=stacklevel,
         )
     return value.rstrip("/")
+
+
+class GatewaySettings(BaseModel):
+    """The connection settings every HolySheep model class shares, in one place.
+
+    ``ChatHolySheep`` and ``HolySheepEmbeddings`` inherit these fields and the
+    plumbing built on them: the pooled-client key, per-request timeouts and
+    retries, error translation with the key masked, and ``close``/``aclose``.
+    """
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(API_KEY_ENV, default=None)
+    )
+    """HolySheep API key; defaults to ``HOLYSHEEP_API_KEY``. Never logged."""
+    base_url: str = Field(
+        default_factory=from_env(BASE_URL_ENV, default=DEFAULT_BASE_URL),
+        validate_default=True,  # a URL from the environment is checked too
+    )
+    """Gateway URL; defaults to ``HOLYSHEEP_BASE_URL``, else the public gateway."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds to wait for a response, or for the next stream chunk."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for a connection to the gateway."""
+    max_retries: int = Field(default=2, ge=0)
+    """SDK retries on 408/409/429/5xx and connection errors (honours Retry-After)."""
+    default_headers: dict[str, str] | None = None
+    """Headers sent with every request."""
+    default_query: dict[str, Any] | None = None
+    """Query parameters sent with every request."""
+    http_client: Any | None = Field(default=None, exclude=True)
+    """An ``httpx``/``httpx2`` ``Client`` for sync calls (proxies, limits, ...)."""
+    http_async_client: Any | None = Field(default=None, exclude=True)
+    """An ``httpx``/``httpx2`` ``AsyncClient`` for async calls."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_key_none_means_environment(cls, values: Any) -> Any:
+        """``api_key=None`` reads ``HOLYSHEEP_API_KEY``, as a loaded model does.
+
+        ``langchain_core.load.load`` passes ``None`` for a secret it was not given.
+        """
+        if isinstance(values, dict) and values.get("api_key", "") is None:
+            return {k: v for k, v in values.items() if k != "api_key"}
+        return values
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return check_base_url(value)
+
+    def close(self) -> None:
+        """Close the shared sync connection pool these settings use.
+
+        Pools are shared by every model with the same gateway, key and headers;
+        a closed pool is rebuilt on the next call. Usually unnecessary: pools
+        live for the process.
+        """
+        if self.api_key is not None:
+            close_sync_client(self._client_config(self.http_client))
+
+    async def aclose(self) -> None:
+        """Close this event loop's async connection pool for these settings.
+
+        Pools on a loop are closed anyway when the loop shuts down
+        (``asyncio.run`` returning).
+        """
+        if self.api_key is not None:
+            await aclose_async_clients(self._client_config(self.http_async_client))
+
+    def _client_config(self, http_client: Any) -> ClientConfig:
+        """The pool key for ``http_client``; raises if no key is configured."""
+        if self.api_key is None:
+            from langchain_holysheep.errors import (  # noqa: PLC0415
+                HolySheepMissingAPIKeyError,
+            )
+
+            raise HolySheepMissingAPIKeyError
+        return ClientConfig.create(
+            base_url=self.base_url,
+            api_key=self.api_key.get_secret_value(),
+            default_headers=self.default_headers,
+            default_query=self.default_query,
+            http_client=http_client,
+        )
+
+    def _request_options(self) -> openai.RequestOptions:
+        import openai  # noqa: PLC0415  (already loaded by the client)
+
+        return {
+            "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
+            "max_retries": self.max_retries,
+        }
+
+    def _translate_errors(
+        self, partial: Callable[[], str] | None = None
+    ) -> AbstractContextManager[None]:
+        from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+        secret = self.api_key.get_secret_value() if self.api_key else None
+        return translate_errors(secret, partial=partial)

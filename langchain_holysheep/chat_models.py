@@ -11,20 +11,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages.utils import count_tokens_approximately
-from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
-    field_validator,
     model_validator,
 )
 
 from langchain_holysheep._client import (
     ClientConfig,
-    aclose_async_clients,
-    close_sync_client,
     get_async_client,
     get_sync_client,
 )
@@ -34,7 +29,7 @@ from langchain_holysheep._convert import (
     completion_to_result,
     messages_to_dicts,
 )
-from langchain_holysheep._settings import BASE_URL_ENV, DEFAULT_BASE_URL, check_base_url
+from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -158,7 +153,7 @@ def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool
     return error.param == "stream_options" or "stream_options" in error.message
 
 
-class ChatHolySheep(BaseChatModel):
+class ChatHolySheep(BaseChatModel, GatewaySettings):
     r"""Chat model for the HolySheep AI gateway (OpenAI-compatible).
 
     One key serves Mistral Small 2603, GPT-4.1, Claude Sonnet 4.5, Gemini 2.5
@@ -321,29 +316,6 @@ class ChatHolySheep(BaseChatModel):
     # ------------------------------------------------------------------ fields
     model_name: str = Field(default=DEFAULT_MODEL, alias="model")
     """Model id as the gateway names it (case-sensitive)."""
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("HOLYSHEEP_API_KEY", default=None)
-    )
-    """HolySheep API key; defaults to ``HOLYSHEEP_API_KEY``. Never logged."""
-    base_url: str = Field(
-        default_factory=from_env(BASE_URL_ENV, default=DEFAULT_BASE_URL),
-        validate_default=True,
-    )
-    """Gateway URL; defaults to ``HOLYSHEEP_BASE_URL``, else the public gateway."""
-    timeout: float = Field(default=120.0, gt=0)
-    """Seconds to wait for a response or for the next stream chunk."""
-    connect_timeout: float = Field(default=10.0, gt=0)
-    """Seconds to wait for a connection to the gateway."""
-    max_retries: int = Field(default=2, ge=0)
-    """SDK retries on 408/409/429/5xx and connection errors (honours Retry-After)."""
-    default_headers: dict[str, str] | None = None
-    """Headers sent with every request."""
-    default_query: dict[str, Any] | None = None
-    """Query parameters sent with every request."""
-    http_client: Any | None = Field(default=None, exclude=True)
-    """An ``httpx``/``httpx2`` ``Client`` for sync calls (proxies, limits, ...)."""
-    http_async_client: Any | None = Field(default=None, exclude=True)
-    """An ``httpx``/``httpx2`` ``AsyncClient`` for async calls."""
     streaming: bool = False
     """Stream internally even for ``invoke`` (for callbacks' token events)."""
     stream_usage: bool = True
@@ -385,16 +357,9 @@ class ChatHolySheep(BaseChatModel):
     @model_validator(mode="before")
     @classmethod
     def _collect_model_kwargs(cls, values: Any) -> Any:
-        """Move unknown constructor arguments into ``model_kwargs``, with a warning.
-
-        ``api_key=None`` means "read ``HOLYSHEEP_API_KEY``", which is also what a
-        model loaded with ``langchain_core.load.load`` gets (its secret is never
-        serialized).
-        """
+        """Move unknown constructor arguments into ``model_kwargs``, with a warning."""
         if not isinstance(values, dict):
             return values
-        if "api_key" in values and values["api_key"] is None:
-            values = {k: v for k, v in values.items() if k != "api_key"}
         known = set(cls.model_fields)
         known |= {f.alias for f in cls.model_fields.values() if f.alias}
         unknown = [k for k in values if k not in known]
@@ -413,11 +378,6 @@ class ChatHolySheep(BaseChatModel):
             extra[key] = values.pop(key)
         values["model_kwargs"] = extra
         return values
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        return check_base_url(value)
 
     @model_validator(mode="after")
     def _check_streaming_choices(self) -> ChatHolySheep:
@@ -1122,7 +1082,7 @@ class ChatHolySheep(BaseChatModel):
             stream = self._open_stream(client, body)
         state = StreamState()
         first: float | None = None
-        with closing(stream), self._translate_errors(state):
+        with closing(stream), self._translate_errors(partial=state.partial_text):
             for data in stream:
                 if (chunk := state.feed(data)) is not None:
                     if first is None:
@@ -1157,7 +1117,7 @@ class ChatHolySheep(BaseChatModel):
         state = StreamState()
         first: float | None = None
         try:
-            with self._translate_errors(state):
+            with self._translate_errors(partial=state.partial_text):
                 async for data in stream:
                     if (chunk := state.feed(data)) is not None:
                         if first is None:
@@ -1202,50 +1162,7 @@ class ChatHolySheep(BaseChatModel):
 
         return ChatHolySheepFallback(models=[self, *fallbacks], **options)
 
-    # ------------------------------------------------------ resource control
-    def close(self) -> None:
-        """Close the shared sync connection pool this model uses.
-
-        Pools are shared by every model with the same gateway, key and headers;
-        a closed pool is rebuilt on the next call. Usually unnecessary: pools
-        live for the process.
-        """
-        if self.api_key is not None:
-            close_sync_client(self._client_config(self.http_client))
-
-    async def aclose(self) -> None:
-        """Close this event loop's async connection pool for this model.
-
-        Pools on a loop are closed anyway when the loop shuts down
-        (``asyncio.run`` returning).
-        """
-        if self.api_key is not None:
-            await aclose_async_clients(self._client_config(self.http_async_client))
-
     # ------------------------------------------------------------ internals
-    def _client_config(self, http_client: Any) -> ClientConfig:
-        if self.api_key is None:
-            from langchain_holysheep.errors import (  # noqa: PLC0415
-                HolySheepMissingAPIKeyError,
-            )
-
-            raise HolySheepMissingAPIKeyError
-        return ClientConfig.create(
-            base_url=self.base_url,
-            api_key=self.api_key.get_secret_value(),
-            default_headers=self.default_headers,
-            default_query=self.default_query,
-            http_client=http_client,
-        )
-
-    def _request_options(self) -> openai.RequestOptions:
-        import openai  # noqa: PLC0415  (already loaded by the client)
-
-        return {
-            "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
-            "max_retries": self.max_retries,
-        }
-
     def _request_body(
         self,
         messages: list[BaseMessage],
@@ -1282,12 +1199,6 @@ class ChatHolySheep(BaseChatModel):
         )
         body.update(extra_body)
         return body
-
-    def _translate_errors(self, state: StreamState | None = None) -> Any:
-        from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-        secret = self.api_key.get_secret_value() if self.api_key else None
-        return translate_errors(secret, partial=(lambda: state.text) if state else None)
 
     def _open_stream(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
         import openai  # noqa: PLC0415
@@ -1339,7 +1250,7 @@ class ChatHolySheep(BaseChatModel):
 
             msg = (
                 "The stream ended before the model finished (no finish_reason): "
-                f"{len(state.text)} characters were received and are kept in "
+                f"{len(state.partial_text())} characters were received and are kept in "
                 "error.partial_text. Retry the request."
             )
             raise HolySheepTruncatedStreamError(msg, request, body=None)

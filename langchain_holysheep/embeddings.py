@@ -16,28 +16,17 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.embeddings import Embeddings
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field
 
 from langchain_holysheep._client import (
-    ClientConfig,
-    aclose_async_clients,
-    close_sync_client,
     get_async_client,
     get_sync_client,
 )
-from langchain_holysheep._settings import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
-    check_base_url,
-)
+from langchain_holysheep._settings import GatewaySettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from contextlib import AbstractContextManager
 
-    import openai
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -56,7 +45,7 @@ _FLOAT32_SIZE: Final = 4
 _NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
 
-class HolySheepEmbeddings(BaseModel, Embeddings):
+class HolySheepEmbeddings(GatewaySettings, Embeddings):
     r"""Text embeddings from the HolySheep AI gateway (OpenAI-compatible).
 
     Setup:
@@ -129,15 +118,6 @@ class HolySheepEmbeddings(BaseModel, Embeddings):
     # ------------------------------------------------------------------ fields
     model_name: str = Field(default=DEFAULT_EMBEDDING_MODEL, alias="model")
     """Embedding model id, as the gateway names it; it must be one it serves."""
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(API_KEY_ENV, default=None)
-    )
-    """HolySheep API key; defaults to ``HOLYSHEEP_API_KEY``. Never logged."""
-    base_url: str = Field(
-        default_factory=from_env(BASE_URL_ENV, default=DEFAULT_BASE_URL),
-        validate_default=True,  # a URL from the environment is checked too
-    )
-    """Gateway URL; defaults to ``HOLYSHEEP_BASE_URL``, else the public gateway."""
     dimensions: int | None = Field(default=None, gt=0)
     """Length of the returned vectors, for models that can shorten them."""
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0, le=MAX_CHUNK_SIZE)
@@ -151,24 +131,6 @@ class HolySheepEmbeddings(BaseModel, Embeddings):
     """Batches in flight at once in ``aembed_documents``."""
     timeout: float = Field(default=60.0, gt=0)
     """Seconds to wait for each batch's response."""
-    connect_timeout: float = Field(default=10.0, gt=0)
-    """Seconds to wait for a connection to the gateway."""
-    max_retries: int = Field(default=2, ge=0)
-    """SDK retries on 408/409/429/5xx and connection errors (honours Retry-After)."""
-    default_headers: dict[str, str] | None = None
-    """Headers sent with every request."""
-    default_query: dict[str, Any] | None = None
-    """Query parameters sent with every request."""
-    http_client: Any | None = Field(default=None, exclude=True)
-    """An ``httpx``/``httpx2`` ``Client`` for sync calls (proxies, limits, ...)."""
-    http_async_client: Any | None = Field(default=None, exclude=True)
-    """An ``httpx``/``httpx2`` ``AsyncClient`` for async calls."""
-
-    # ----------------------------------------------------------- validation
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        return check_base_url(value)
 
     # -------------------------------------------------- Embeddings overrides
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -260,44 +222,6 @@ class HolySheepEmbeddings(BaseModel, Embeddings):
         return (await self.aembed_documents([text]))[0]
 
     # ------------------------------------------------------ resource control
-    def close(self) -> None:
-        """Close the shared sync connection pool these embeddings use.
-
-        Pools are shared with every model on the same gateway, key and headers
-        (the chat model included); a closed pool is rebuilt on the next call.
-        """
-        if self.api_key is not None:
-            close_sync_client(self._client_config(self.http_client))
-
-    async def aclose(self) -> None:
-        """Close this event loop's async connection pool for these embeddings."""
-        if self.api_key is not None:
-            await aclose_async_clients(self._client_config(self.http_async_client))
-
-    # ------------------------------------------------------------ internals
-    def _client_config(self, http_client: Any) -> ClientConfig:
-        if self.api_key is None:
-            from langchain_holysheep.errors import (  # noqa: PLC0415
-                HolySheepMissingAPIKeyError,
-            )
-
-            raise HolySheepMissingAPIKeyError
-        return ClientConfig.create(
-            base_url=self.base_url,
-            api_key=self.api_key.get_secret_value(),
-            default_headers=self.default_headers,
-            default_query=self.default_query,
-            http_client=http_client,
-        )
-
-    def _request_options(self) -> openai.RequestOptions:
-        import openai  # noqa: PLC0415  (already loaded by the client)
-
-        return {
-            "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
-            "max_retries": self.max_retries,
-        }
-
     def _request_body(self, batch: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model_name,
@@ -307,12 +231,6 @@ class HolySheepEmbeddings(BaseModel, Embeddings):
         if self.dimensions is not None:
             body["dimensions"] = self.dimensions
         return body
-
-    def _translate_errors(self) -> AbstractContextManager[None]:
-        from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-        secret = self.api_key.get_secret_value() if self.api_key else None
-        return translate_errors(secret)
 
 
 # ---------------------------------------------------------------- pure helpers

@@ -1111,6 +1111,7 @@ class ChatHolySheepFallback(BaseChatModel):
                 continue
             except BaseException:
                 walk.abandoned()
+                chunks.close()
                 raise
             # Committed: from here on this member's output is the answer.
             _annotate_chunk(buffered[0] if buffered else None, walk.succeeded())
@@ -1147,6 +1148,7 @@ class ChatHolySheepFallback(BaseChatModel):
                 continue
             except BaseException:
                 walk.abandoned()
+                await chunks.aclose()
                 raise
             _annotate_chunk(buffered[0] if buffered else None, walk.succeeded())
             named = _Named()

@@ -18,6 +18,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -61,7 +62,12 @@ def holysheep_gateway(
     Returns:
         The gateway with no queued replies, defaults, responders or log, any
         API key accepted, the default model list and lenient model checks.
+        Fallback circuit breakers (process-wide) are reset too, so failures a
+        test scripts cannot open a circuit for the next test.
     """
+    fallback = sys.modules.get("langchain_holysheep.fallback")
+    if fallback is not None:  # only if loaded: the plugin itself stays light
+        fallback.reset_circuit_breakers()
     gateway = holysheep_gateway_server
     gateway.reset()
     gateway.api_key = None

@@ -302,7 +302,7 @@ def test_stream_state_without_finish_reason_is_incomplete():
     state = StreamState()
     state.feed(_chunk({"content": "partial"}))
     assert not state.complete
-    assert state.text == "partial"
+    assert state.partial_text() == "partial"
 
 
 def test_stream_state_keeps_reasoning_and_logprobs():

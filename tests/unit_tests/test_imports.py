@@ -5,11 +5,16 @@ import pytest
 
 import langchain_holysheep
 
-EXPECTED_ALL = {"ChatHolySheep", "__version__"}
+EXPECTED_ALL = {
+    "ChatHolySheep",
+    "ChatHolySheepFallback",
+    "HolySheepEmbeddings",
+    "__version__",
+}
 
 
 def test_all_is_pinned():
-    assert set(langchain_holysheep.__all__) >= EXPECTED_ALL
+    assert set(langchain_holysheep.__all__) == EXPECTED_ALL
     for name in langchain_holysheep.__all__:
         assert hasattr(langchain_holysheep, name)
 
