@@ -154,6 +154,24 @@ class GatewaySettings(BaseModel):
     def _check_base_url(cls, value: str) -> str:
         return check_base_url(value)
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the key: a pickle is a serialization, and may travel.
+
+        The unpickled copy reads ``HOLYSHEEP_API_KEY`` (see ``__setstate__``), so
+        multiprocessing and Ray workers need that variable set, as they would
+        for a model loaded with ``langchain_core.load``.
+        """
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        fields["api_key"] = None
+        return {**state, "__dict__": fields}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickled model, taking the key from ``HOLYSHEEP_API_KEY``."""
+        super().__setstate__(state)
+        key = secret_from_env(API_KEY_ENV, default=None)()
+        object.__setattr__(self, "api_key", key)
+
     def close(self) -> None:
         """Close the shared sync connection pool these settings use.
 

@@ -1023,11 +1023,11 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                     cast_to=object,
                     options=self._request_options(),
                 )
+                end = perf_counter()
+                result = completion_to_result(data)
         except Exception as error:
             self._raise_with_suggestions(error, config, body["model"])
             raise
-        end = perf_counter()
-        result = completion_to_result(data)
         _add_call_metadata(result.generations, body["model"], start, None, end)
         return result
 
@@ -1052,11 +1052,11 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                     cast_to=object,
                     options=self._request_options(),
                 )
+                end = perf_counter()
+                result = completion_to_result(data)
         except Exception as error:
             await self._araise_with_suggestions(error, config, body["model"])
             raise
-        end = perf_counter()
-        result = completion_to_result(data)
         _add_call_metadata(result.generations, body["model"], start, None, end)
         return result
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import openai
@@ -55,6 +55,8 @@ from langchain_core.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+
+    import httpx2
 
 __all__ = [
     "HolySheepAPIStatusError",
@@ -82,6 +84,9 @@ __all__ = [
 ]
 
 _REDACTED: Final = "***"
+_CREDENTIAL_HEADERS: Final = frozenset(
+    {"authorization", "api-key", "x-api-key", "proxy-authorization"}
+)
 # Keys look like ``cr_…`` (HolySheep) or ``sk-…`` (OpenAI and most relays).
 _KEY_PATTERN: Final = re.compile(r"\b(?:cr|sk)[-_][A-Za-z0-9_\-]{6,}")
 _CONTEXT_OVERFLOW_CODES: Final = frozenset(
@@ -118,6 +123,50 @@ def _mask_body(body: object, secret: str | None) -> object:
     if isinstance(body, list):
         return [_mask_body(v, secret) for v in body]
     return body
+
+
+def _masked_request(request: httpx2.Request) -> httpx2.Request:
+    """A copy of ``request`` without credentials (for errors that outlive the call)."""
+    headers = [
+        (name, _REDACTED if name.lower() in _CREDENTIAL_HEADERS else value)
+        for name, value in request.headers.items()
+    ]
+    return type(request)(request.method, request.url, headers=headers)
+
+
+def _masked_response(response: httpx2.Response, secret: str | None) -> httpx2.Response:
+    """A copy of an (already read) error response with keys masked out of its body.
+
+    LangChain builds error callbacks and traces from ``error.response``, so the
+    response an error carries must be as clean as its message.
+    """
+    headers = [
+        (name, value)
+        for name, value in response.headers.items()
+        if name.lower() not in {"content-encoding", "content-length"}
+    ]
+    try:
+        content = mask_secrets(response.text, secret).encode()
+    except Exception:  # noqa: BLE001  (a body that cannot be read is dropped)
+        content = b""
+    return type(response)(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=_masked_request(response.request),
+    )
+
+
+def _mask_in_place(error: BaseException, secret: str | None) -> None:
+    """Mask keys in an error that is kept as ``__cause__`` (tracebacks print it)."""
+    error.args = tuple(
+        mask_secrets(arg, secret) if isinstance(arg, str) else arg for arg in error.args
+    )
+    for name in ("message", "body"):
+        value = getattr(error, name, None)
+        if value is not None:
+            with suppress(AttributeError):  # a read-only property stays as it is
+                setattr(error, name, _mask_body(value, secret))
 
 
 class HolySheepError(ModelError):
@@ -356,9 +405,10 @@ def _status_error(error: openai.APIStatusError, secret: str | None) -> HolySheep
     )
     if issubclass(target, ModelInvalidRequestError) and _is_context_overflow(error):
         target = HolySheepContextOverflowError
-    text = mask_secrets(error.message, secret)
     mapped: HolySheepError = target(
-        text, response=error.response, body=_mask_body(error.body, secret)
+        mask_secrets(error.message, secret),
+        response=_masked_response(error.response, secret),
+        body=_mask_body(error.body, secret),
     )
     return mapped
 
@@ -382,13 +432,15 @@ def to_holysheep_error(  # noqa: PLR0911  (one return per family reads best)
     ):
         return _status_error(error, secret)
     if isinstance(error, openai.APITimeoutError):
-        return HolySheepTimeoutError(request=error.request)
+        return HolySheepTimeoutError(request=_masked_request(error.request))
     if isinstance(error, openai.APIConnectionError):
         message = mask_secrets(error.message, secret)
-        return HolySheepConnectionError(message=message, request=error.request)
+        return HolySheepConnectionError(
+            message=message, request=_masked_request(error.request)
+        )
     if isinstance(error, openai.APIResponseValidationError):
         return HolySheepResponseValidationError(
-            error.response,
+            _masked_response(error.response, secret),
             _mask_body(error.body, secret),
             message=mask_secrets(error.message, secret),
         )
@@ -396,7 +448,7 @@ def to_holysheep_error(  # noqa: PLR0911  (one return per family reads best)
         message = f"The gateway reported an error inside the stream: {error.message}"
         return HolySheepStreamError(
             mask_secrets(message, secret),
-            error.request,
+            _masked_request(error.request),
             body=_mask_body(error.body, secret),
         )
     return HolySheepClientError(mask_secrets(str(error), secret))
@@ -427,13 +479,17 @@ def translate_errors(
     try:
         yield
     except HolySheepError as error:
+        # Raised by our own parsing, which quotes what the gateway sent.
+        _mask_in_place(error, secret)
         _keep_partial(error, partial)
         raise
     except openai.OpenAIError as error:
         mapped = to_holysheep_error(error, secret)
         _keep_partial(mapped, partial)
+        _mask_in_place(error, secret)  # it stays reachable as __cause__
         raise mapped from error
     except json.JSONDecodeError as error:
+        _mask_in_place(error, secret)
         chunk = mask_secrets(error.doc[:500], secret)
         message = f"The gateway sent a stream chunk that is not valid JSON: {chunk!r}"
         mapped = HolySheepResponseError(message, body=chunk)

@@ -53,6 +53,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableBinding, RunnableSerializable
 from langchain_core.runnables.config import patch_config
+from langchain_core.utils import secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     ConfigDict,
@@ -895,6 +896,33 @@ class ChatHolySheepFallback(BaseChatModel):
         return self
 
     # ------------------------------------------------- serialization overrides
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the key and without built members (they hold locks).
+
+        Members given as ``ChatHolySheep`` pickle without their key too; the
+        unpickled chain (and its members) read ``HOLYSHEEP_API_KEY``.
+        """
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        fields["api_key"] = None
+        return {**state, "__dict__": fields, "__pydantic_private__": None}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickled chain; members are rebuilt lazily, as when new."""
+        super().__setstate__(state)
+        object.__setattr__(
+            self, "api_key", secret_from_env("HOLYSHEEP_API_KEY", default=None)()
+        )
+        self._template = None
+        self._built = None
+        self._build_lock = threading.Lock()
+        ids = [m for m in self.models if isinstance(m, str)]
+        if ids:
+            holysheep = [m for m in self.models if isinstance(m, ChatHolySheep)]
+            self._template = (
+                holysheep[0] if holysheep else ChatHolySheep(**self.settings)
+            )
+
     @property
     def lc_secrets(self) -> dict[str, str]:
         """Where ``dumpd`` finds the key: an environment variable, never a value."""

@@ -201,12 +201,22 @@ def test_serialization_round_trip(monkeypatch):
     assert loaded.api_key.get_secret_value() == KEY
 
 
-def test_pickle_round_trip():
+def test_pickle_round_trip_takes_the_key_from_the_environment(monkeypatch):
     model = _model(model="deepseek-v3.2", max_tokens=10)
-    clone = pickle.loads(pickle.dumps(model))  # noqa: S301 (our own bytes)
+    data = pickle.dumps(model)
+    assert KEY.encode() not in data
+    monkeypatch.setenv("HOLYSHEEP_API_KEY", KEY)
+    clone = pickle.loads(data)  # noqa: S301 (our own bytes)
     assert clone.model_name == "deepseek-v3.2"
     assert clone.max_tokens == 10
     assert clone.api_key.get_secret_value() == KEY
+
+
+def test_unpickled_without_a_key_says_how_to_fix_it():
+    clone = pickle.loads(pickle.dumps(_model()))  # noqa: S301 (our own bytes)
+    assert clone.api_key is None
+    with pytest.raises(HolySheepMissingAPIKeyError, match="HOLYSHEEP_API_KEY"):
+        clone.invoke("hi")
 
 
 def test_token_counting_is_offline():
