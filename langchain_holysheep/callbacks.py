@@ -382,6 +382,25 @@ class _Outcome:
     gateway: bool
 
 
+def _failed_fallback_models(response: LLMResult) -> list[str]:
+    """Models a fallback chain tried and that failed before the one that served.
+
+    ``ChatHolySheepFallback`` lists them in ``response_metadata["fallback_attempts"]``;
+    counting them keeps the tracker's error count honest for chains.
+    """
+    message = _first_message(response)
+    attempts = (
+        (message.response_metadata or {}).get("fallback_attempts") if message else None
+    )
+    if not isinstance(attempts, list):
+        return []
+    return [
+        str(attempt.get("model") or UNKNOWN_MODEL)
+        for attempt in attempts
+        if isinstance(attempt, dict)
+    ]
+
+
 def _int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
@@ -553,7 +572,12 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         if not found:
             return
         outcome = self._outcome(response, None if run is None else run.model)
+        failed = _failed_fallback_models(response)
         with self._lock:
+            for model in failed:  # a fallback chain's members that failed first
+                failed_agg = self._agg(model)
+                failed_agg.requests += 1
+                failed_agg.errors += 1
             agg = self._agg(outcome.model)
             agg.requests += 1
             agg.input += outcome.input_tokens

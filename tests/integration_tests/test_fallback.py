@@ -683,3 +683,22 @@ def test_docs_fallbacks_examples_run(holysheep_env, capsys):
     assert "served by gemini-2.5-flash" in printed
     assert "mistral-small-2603 503\ngemini-2.5-flash 503" in printed
     assert "['parsed', 'parsing_error', 'raw']" in printed
+
+
+def test_usage_tracker_counts_the_failed_members_of_a_chain(gw):
+    """Regression: the tracker saw only the chain's run, so a 503 went uncounted."""
+    from langchain_holysheep.callbacks import holysheep_usage
+
+    chain = ChatHolySheep(
+        base_url=gw.base_url, api_key="cr_tracker_key_123456", max_retries=0
+    ).with_model_fallbacks(["gemini-2.5-flash"], circuit_breaker=False)
+    gw.enqueue(Fault(status=503), model="mistral-small-2603")
+    with holysheep_usage() as usage:
+        reply = chain.invoke("hi")
+    summary = usage.snapshot()
+    assert reply.response_metadata["model_name"] == "gemini-2.5-flash"
+    assert summary.by_model["mistral-small-2603"].errors == 1
+    assert summary.by_model["gemini-2.5-flash"].requests == 1
+    assert summary.by_model["gemini-2.5-flash"].errors == 0
+    assert summary.requests == 2
+    assert summary.errors == 1
