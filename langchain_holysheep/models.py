@@ -23,7 +23,6 @@ import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -31,6 +30,12 @@ from langchain_holysheep._client import (
     ClientConfig,
     get_async_client,
     get_sync_client,
+)
+from langchain_holysheep._settings import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    check_base_url,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +60,6 @@ __all__ = [
 DEFAULT_CATALOG_TTL: Final = 300.0
 """Seconds a fetched catalog stays fresh (5 minutes)."""
 
-_DEFAULT_BASE_URL: Final = "https://api.holysheep.ai/v1"
 _MODELS_PATH: Final = "/models"
 _SUGGESTION_CUTOFF: Final = 0.6
 
@@ -177,7 +181,7 @@ def _local_404(base_url: str | None) -> Any:
     """A stand-in 404 response for an error detected before any request."""
     import httpx2  # noqa: PLC0415  (the openai SDK's HTTP layer, already loaded)
 
-    url = f"{(base_url or _DEFAULT_BASE_URL).rstrip('/')}/chat/completions"
+    url = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions"
     return httpx2.Response(404, request=httpx2.Request("POST", url))
 
 
@@ -325,19 +329,15 @@ def _resolve(api_key: str | SecretStr | None, base_url: str | None) -> ClientCon
 
     if isinstance(api_key, SecretStr):
         api_key = api_key.get_secret_value()
-    key = api_key or os.environ.get("HOLYSHEEP_API_KEY")
+    key = api_key or os.environ.get(API_KEY_ENV)
     if not key:
         raise HolySheepMissingAPIKeyError
-    url = (
-        base_url or os.environ.get("HOLYSHEEP_BASE_URL") or _DEFAULT_BASE_URL
-    ).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = (
-            f"base_url must be an http(s) URL with a host, got {url!r}. "
-            f"Use the gateway's OpenAI-compatible endpoint, {_DEFAULT_BASE_URL}."
+    try:
+        url = check_base_url(
+            base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         )
-        raise HolySheepInputError(msg)
+    except ValueError as error:
+        raise HolySheepInputError(str(error)) from None
     return ClientConfig.create(base_url=url, api_key=key)
 
 
