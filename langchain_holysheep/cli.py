@@ -351,7 +351,8 @@ def _connect(args: argparse.Namespace, err: TextIO) -> Iterator[Connection]:
         )
         from langchain_holysheep.testing import OfflineGateway  # noqa: PLC0415
 
-        with OfflineGateway() as gateway:
+        # strict_models: a wrong model id fails offline as it does online.
+        with OfflineGateway(strict_models=True) as gateway:
             gateway.set_responder(_offline_responder())
             yield Connection(
                 base_url=gateway.base_url,

@@ -242,6 +242,15 @@ def test_chat_empty_prompt_is_a_one_line_error():
     )
 
 
+def test_wrong_model_id_fails_offline_with_suggestions():
+    result = run_cli("chat", "hi", "--model", "Mistral-Small-2603")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    assert "Did you mean 'mistral-small-2603'?" in last
+    assert "case-sensitive" in last
+
+
 def test_models_table_and_json():
     table = run_cli("models", "--offline")
     assert table.returncode == 0, table.stderr
