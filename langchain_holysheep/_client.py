@@ -22,6 +22,7 @@ import hashlib
 import threading
 import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ __all__ = [
     "get_async_client",
     "get_sync_client",
 ]
+
+
+@lru_cache(maxsize=64)
+def _key_digest(api_key: str) -> str:
+    """SHA-256 of a key, computed once per key (configs are rebuilt per call)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,7 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         """Derive the comparable stand-ins for the key and the user's client."""
-        digest = hashlib.sha256(self.api_key.encode()).hexdigest()
-        object.__setattr__(self, "key_digest", digest)
+        object.__setattr__(self, "key_digest", _key_digest(self.api_key))
         object.__setattr__(self, "http_client_id", id(self.http_client))
 
     @classmethod

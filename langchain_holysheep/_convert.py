@@ -527,18 +527,21 @@ class StreamState:
             return None
         if content:
             self.text_parts.append(content)
-        additional_kwargs: dict[str, Any] = {}
+        # Only fields that carry something are passed: a plain text chunk (the
+        # common case) then validates two fields instead of four; the result is
+        # the same message, since the others default to empty.
+        fields: dict[str, Any] = {}
         if reasoning:
-            additional_kwargs["reasoning_content"] = reasoning
+            fields["additional_kwargs"] = {"reasoning_content": reasoning}
         if refusal and isinstance(refusal, str):
-            additional_kwargs["refusal"] = refusal
-        calls = _tool_call_chunks(raw_calls, self.tool_indexer) if raw_calls else []
+            fields.setdefault("additional_kwargs", {})["refusal"] = refusal
+        if raw_calls:
+            fields["tool_call_chunks"] = _tool_call_chunks(raw_calls, self.tool_indexer)
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=content,
-                additional_kwargs=additional_kwargs,
-                tool_call_chunks=calls,
                 response_metadata={"model_provider": PROVIDER},
+                **fields,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import warnings
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -104,6 +105,14 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
             stacklevel=stacklevel,
         )
     return value.rstrip("/")
+
+
+@lru_cache(maxsize=32)
+def _timeout(read: float, connect: float) -> openai.Timeout:
+    """The SDK timeout for these seconds, built once (it is immutable)."""
+    import openai  # noqa: PLC0415  (already loaded by the client)
+
+    return openai.Timeout(read, connect=connect)
 
 
 class GatewaySettings(BaseModel):
@@ -208,10 +217,9 @@ class GatewaySettings(BaseModel):
         )
 
     def _request_options(self) -> openai.RequestOptions:
-        import openai  # noqa: PLC0415  (already loaded by the client)
-
+        # A fresh dict per call (callers may add to it); the Timeout is shared.
         return {
-            "timeout": openai.Timeout(self.timeout, connect=self.connect_timeout),
+            "timeout": _timeout(self.timeout, self.connect_timeout),
             "max_retries": self.max_retries,
         }
 

@@ -323,3 +323,91 @@ def test_stream_state_keeps_reasoning_and_logprobs():
 def test_stream_state_rejects_non_object_payload():
     with pytest.raises(HolySheepResponseError, match="Unexpected stream payload"):
         StreamState().feed("oops")
+
+
+_SPELLED_OUT_CASES = [
+    pytest.param({"content": "Hel"}, "Hel", {}, [], id="text"),
+    pytest.param(
+        {"reasoning_content": "hmm"},
+        "",
+        {"reasoning_content": "hmm"},
+        [],
+        id="reasoning",
+    ),
+    pytest.param(
+        {"content": "a", "reasoning": "b"},
+        "a",
+        {"reasoning_content": "b"},
+        [],
+        id="both",
+    ),
+    pytest.param({"refusal": "No."}, "", {"refusal": "No."}, [], id="refusal"),
+    pytest.param(
+        {"reasoning_content": "r", "refusal": "No."},
+        "",
+        {"reasoning_content": "r", "refusal": "No."},
+        [],
+        id="reasoning+refusal",
+    ),
+    pytest.param(
+        {
+            "tool_calls": [
+                {"index": 0, "id": "c1", "function": {"name": "f", "arguments": ""}}
+            ]
+        },
+        "",
+        {},
+        [{"name": "f", "args": "", "id": "c1", "index": 0, "type": "tool_call_chunk"}],
+        id="tool-call-start",
+    ),
+    pytest.param(
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]},
+        "",
+        {},
+        [
+            {
+                "name": None,
+                "args": '{"a": 1}',
+                "id": None,
+                "index": 0,
+                "type": "tool_call_chunk",
+            }
+        ],
+        id="tool-call-args",
+    ),
+]
+
+
+@pytest.mark.parametrize(("delta", "content", "kwargs", "calls"), _SPELLED_OUT_CASES)
+def test_stream_chunks_equal_fully_spelled_out_messages(delta, content, kwargs, calls):
+    """Chunks pass only non-empty fields; the messages must not differ for it."""
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    chunk = StreamState().feed(_chunk(delta))
+    expected = ChatGenerationChunk(
+        message=AIMessageChunk(
+            content=content,
+            additional_kwargs=kwargs,
+            tool_call_chunks=calls,
+            response_metadata={"model_provider": "holysheep"},
+        )
+    )
+    assert chunk == expected
+    assert chunk.message == expected.message
+    assert chunk.message.tool_call_chunks == expected.message.tool_call_chunks
+    assert chunk.message.tool_calls == expected.message.tool_calls
+    assert chunk.message.content_blocks == expected.message.content_blocks
+    assert chunk.text == expected.text
+
+
+def test_final_usage_chunk_is_unchanged_by_the_fast_path():
+    state = StreamState()
+    state.feed(_chunk({"content": "hi"}, finish="stop"))
+    usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    assert state.feed({"id": "c1", "choices": [], "usage": usage}) is None
+    last = state.finish()
+    assert last.message.usage_metadata == usage_to_metadata(usage)
+    assert last.message.response_metadata["token_usage"] == usage
+    assert last.message.additional_kwargs == {}
+    assert last.message.tool_call_chunks == []
