@@ -113,7 +113,8 @@ def _add_call_metadata(
 
     ``first`` is when the first token arrived (streams only); tokens per second
     are counted from it (else from ``start``) to ``end``. The cost is priced
-    for the model that served the call, computed once.
+    for the model that served the call, or for the requested id when the served
+    one (often a dated variant) has no price.
     """
     if not generations:
         return
@@ -122,9 +123,12 @@ def _add_call_metadata(
     output_tokens = usage.get("output_tokens") if usage else None
     generating = end - (start if first is None else first)
     served = message.response_metadata.get("model_name") or requested_model
-    cost_usd, cost_source = _call_cost(
-        served, usage, message.response_metadata.get("token_usage")
-    )
+    token_usage = message.response_metadata.get("token_usage")
+    cost_usd, cost_source = _call_cost(served, usage, token_usage)
+    if cost_usd is None and served != requested_model:
+        # Gateways often answer with a dated id ("gpt-4.1-2025-04-14") that the
+        # price table lists under the id that was asked for.
+        cost_usd, cost_source = _call_cost(requested_model, usage, token_usage)
     latency = {
         "ttft_ms": None if first is None else round((first - start) * 1000.0, 3),
         "total_ms": round((end - start) * 1000.0, 3),

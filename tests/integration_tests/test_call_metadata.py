@@ -99,6 +99,18 @@ def test_cost_is_for_the_model_that_served(holysheep_gateway):
     assert round(message.response_metadata["cost_usd"], 9) == 0.00032452
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_dated_served_id_is_priced_as_the_requested_model(holysheep_gateway, mode):
+    """Gateways answer with dated ids ("gpt-4.1-2025-04-14") the table lacks."""
+    holysheep_gateway.set_default(
+        Reply(content="a", usage=KNOWN_USAGE, model="gpt-4.1-2025-04-14")
+    )
+    message = _run(mode, _llm(holysheep_gateway, "gpt-4.1"))
+    assert message.response_metadata["model_name"] == "gpt-4.1-2025-04-14"
+    assert round(message.response_metadata["cost_usd"], 9) == 0.008238
+    assert message.response_metadata["cost_source"] == "price_table"
+
+
 def test_stream_ttft_brackets_the_gateway_delay(holysheep_gateway):
     holysheep_gateway.enqueue(Reply(content="one two three", delay_before_headers=0.2))
     latency = _stream(_llm(holysheep_gateway)).response_metadata["latency"]
