@@ -125,3 +125,21 @@ def test_demo_steps_are_a_list_others_can_extend():
     titles = [step.title for step in DEMO_STEPS]
     assert titles[:3] == ["Invoke", "Streaming (tokens as they arrive)", "Async batch"]
     assert all(isinstance(step, DemoStep) for step in DEMO_STEPS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "--requests", "0"], "must be at least 1, got 0"),
+        (["bench", "--requests", "2.5"], "expected a whole number, got '2.5'"),
+        (
+            ["cost", "--requests-per-month", "-5", "--input-tokens", "1"]
+            + ["--output-tokens", "1"],
+            "must not be negative, got -5",
+        ),
+    ],
+)
+def test_number_arguments_say_what_is_wrong(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
