@@ -133,8 +133,15 @@ def test_demo_steps_are_a_list_others_can_extend():
         (["bench", "--requests", "0"], "must be at least 1, got 0"),
         (["bench", "--requests", "2.5"], "expected a whole number, got '2.5'"),
         (
-            ["cost", "--requests-per-month", "-5", "--input-tokens", "1"]
-            + ["--output-tokens", "1"],
+            [
+                "cost",
+                "--requests-per-month",
+                "-5",
+                "--input-tokens",
+                "1",
+                "--output-tokens",
+                "1",
+            ],
             "must not be negative, got -5",
         ),
     ],
