@@ -23,12 +23,14 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping
 
     import openai
+
+_ClientT = TypeVar("_ClientT", "openai.OpenAI", "openai.AsyncOpenAI")
 
 __all__ = [
     "ClientConfig",
@@ -113,6 +115,18 @@ class ClientConfig:
         return kwargs
 
 
+def _for_holysheep(client: _ClientT) -> _ClientT:
+    """Stop the SDK from sending the user's OpenAI account ids to the gateway.
+
+    The SDK reads ``OPENAI_ORG_ID``/``OPENAI_PROJECT_ID`` from the environment and
+    sends them as ``OpenAI-Organization``/``OpenAI-Project`` headers; they mean
+    nothing to HolySheep and are not its business.
+    """
+    client.organization = None
+    client.project = None
+    return client
+
+
 _lock = threading.Lock()
 _sync_clients: dict[ClientConfig, openai.OpenAI] = {}
 _LoopClients = dict[ClientConfig, "openai.AsyncOpenAI"]
@@ -138,7 +152,7 @@ def get_sync_client(config: ClientConfig) -> openai.OpenAI:
     with _lock:
         client = _sync_clients.get(config)
         if client is None:
-            client = openai.OpenAI(**config.client_kwargs())
+            client = _for_holysheep(openai.OpenAI(**config.client_kwargs()))
             _sync_clients[config] = client
     return client
 
@@ -197,7 +211,7 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
         _async_clients[loop] = entry
     client = entry[0].get(config)
     if client is None:
-        client = openai.AsyncOpenAI(**config.client_kwargs())
+        client = _for_holysheep(openai.AsyncOpenAI(**config.client_kwargs()))
         entry[0][config] = client
     return client
 

@@ -369,3 +369,21 @@ async def test_aclose_then_reuse(gw, model):
     await model.ainvoke("a")
     await model.aclose()
     assert (await model.ainvoke("b")).content == "Offline reply to: b"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_openai_account_ids_from_the_environment_are_not_sent(gw, monkeypatch, mode):
+    """Regression: the SDK sent OPENAI_ORG_ID/OPENAI_PROJECT_ID to the gateway."""
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-private")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_private")
+    model = ChatHolySheep(  # a key of its own: a fresh pool, built with the env set
+        base_url=gw.base_url, api_key=f"cr_account_ids_{mode}_123456", max_retries=0
+    )
+    if mode == "sync":
+        model.invoke("hi")
+    else:
+        asyncio.run(model.ainvoke("hi"))
+    headers = gw.last_request.headers
+    assert "openai-organization" not in headers
+    assert "openai-project" not in headers
+    assert headers["authorization"].startswith("Bearer cr_account_ids_")
