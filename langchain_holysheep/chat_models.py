@@ -28,6 +28,7 @@ from langchain_holysheep._convert import (
     PROVIDER,
     StreamState,
     completion_to_result,
+    encode_body,
     messages_to_dicts,
 )
 from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
@@ -1038,7 +1039,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             with self._translate_errors():
                 data = client.post(
                     _CHAT_PATH,
-                    body=body,
+                    content=encode_body(body),
                     cast_to=object,
                     options=self._request_options(),
                 )
@@ -1068,7 +1069,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             with self._translate_errors():
                 data = await client.post(
                     _CHAT_PATH,
-                    body=body,
+                    content=encode_body(body),
                     cast_to=object,
                     options=self._request_options(),
                 )
@@ -1226,7 +1227,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         with self._translate_errors():
             return client.post(
                 _CHAT_PATH,
-                body=body,
+                content=encode_body(body),
                 cast_to=object,
                 options=self._request_options(),
                 stream=True,
@@ -1241,7 +1242,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         with self._translate_errors():
             return await client.post(
                 _CHAT_PATH,
-                body=body,
+                content=encode_body(body),
                 cast_to=object,
                 options=self._request_options(),
                 stream=True,

@@ -22,6 +22,7 @@ from langchain_holysheep._client import (
     get_async_client,
     get_sync_client,
 )
+from langchain_holysheep._convert import encode_body
 from langchain_holysheep._settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
             with self._translate_errors():
                 data = client.post(
                     _EMBEDDINGS_PATH,
-                    body=self._request_body(batch),
+                    content=encode_body(self._request_body(batch)),
                     cast_to=object,
                     options=self._request_options(),
                 )
@@ -192,7 +193,7 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
                 with self._translate_errors():
                     data = await client.post(
                         _EMBEDDINGS_PATH,
-                        body=self._request_body(batch),
+                        content=encode_body(self._request_body(batch)),
                         cast_to=object,
                         options=self._request_options(),
                     )

@@ -12,6 +12,7 @@ from langchain_holysheep.errors import (
     HolySheepBadRequestError,
     HolySheepConnectionError,
     HolySheepContextOverflowError,
+    HolySheepInputError,
     HolySheepModelNotFoundError,
     HolySheepPermissionDeniedError,
     HolySheepRateLimitError,
@@ -387,3 +388,9 @@ def test_openai_account_ids_from_the_environment_are_not_sent(gw, monkeypatch, m
     assert "openai-organization" not in headers
     assert "openai-project" not in headers
     assert headers["authorization"].startswith("Bearer cr_account_ids_")
+
+
+def test_a_parameter_that_is_not_json_fails_before_sending(gw, model):
+    with pytest.raises(HolySheepInputError, match="cannot be sent as JSON"):
+        model.invoke("hi", extra_body={"when": object()})
+    assert gw.requests == []

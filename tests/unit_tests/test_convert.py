@@ -411,3 +411,17 @@ def test_final_usage_chunk_is_unchanged_by_the_fast_path():
     assert last.message.response_metadata["token_usage"] == usage
     assert last.message.additional_kwargs == {}
     assert last.message.tool_call_chunks == []
+
+
+def test_encode_body_is_compact_utf8_json():
+    from langchain_holysheep._convert import encode_body
+
+    assert encode_body({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'.encode()
+
+
+@pytest.mark.parametrize("value", [object(), float("nan"), float("inf")])
+def test_a_body_that_is_not_json_is_a_clear_input_error(value):
+    from langchain_holysheep._convert import encode_body
+
+    with pytest.raises(HolySheepInputError, match="cannot be sent as JSON"):
+        encode_body({"extra": value})
