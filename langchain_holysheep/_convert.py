@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
-    "JSON_HEADERS",
     "PROVIDER",
     "StreamState",
     "completion_to_result",
@@ -242,10 +241,6 @@ def messages_to_dicts(
     if not messages:
         _input_error("Cannot call the model with an empty list of messages.")
     return [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
-
-
-JSON_HEADERS: Final = {"Content-Type": "application/json"}
-"""Sent with a body from :func:`encode_body`."""
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:

@@ -22,7 +22,6 @@ from langchain_holysheep._client import (
     aclose_async_clients,
     close_sync_client,
 )
-from langchain_holysheep._convert import JSON_HEADERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -218,12 +217,11 @@ class GatewaySettings(BaseModel):
         )
 
     def _request_options(self) -> openai.RequestOptions:
-        """Per-request SDK options, for a body sent as ``content=encode_body(...)``."""
+        """Per-request SDK options (the client's defaults already send JSON)."""
         # A fresh dict per call (callers may add to it); the Timeout is shared.
         return {
             "timeout": _timeout(self.timeout, self.connect_timeout),
             "max_retries": self.max_retries,
-            "headers": JSON_HEADERS,
         }
 
     def _translate_errors(
