@@ -36,6 +36,7 @@ __all__ = [
     "GatewaySettings",
     "check_base_url",
     "is_loopback",
+    "sdk_timeout",
 ]
 
 DEFAULT_BASE_URL: Final = "https://api.holysheep.ai/v1"
@@ -108,7 +109,7 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
 
 
 @lru_cache(maxsize=32)
-def _timeout(read: float, connect: float) -> openai.Timeout:
+def sdk_timeout(read: float, connect: float) -> openai.Timeout:
     """The SDK timeout for these seconds, built once (it is immutable)."""
     import openai  # noqa: PLC0415  (already loaded by the client)
 
@@ -220,7 +221,7 @@ class GatewaySettings(BaseModel):
         """Per-request SDK options (the client's defaults already send JSON)."""
         # A fresh dict per call (callers may add to it); the Timeout is shared.
         return {
-            "timeout": _timeout(self.timeout, self.connect_timeout),
+            "timeout": sdk_timeout(self.timeout, self.connect_timeout),
             "max_retries": self.max_retries,
         }
 

@@ -31,7 +31,11 @@ from langchain_holysheep._convert import (
     encode_body,
     messages_to_dicts,
 )
-from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
+from langchain_holysheep._settings import (
+    DEFAULT_BASE_URL,
+    GatewaySettings,
+    sdk_timeout,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -1032,8 +1036,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=False)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        if self.validate_model and body["model"] not in self._validated_models:
-            self._validate_model_id(config, body["model"])
+        self._validate_model_id(config, body["model"])
         start = perf_counter()
         try:
             with self._translate_errors():
@@ -1062,8 +1065,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=False)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        if self.validate_model and body["model"] not in self._validated_models:
-            await self._avalidate_model_id(config, body["model"])
+        await self._avalidate_model_id(config, body["model"])
         start = perf_counter()
         try:
             with self._translate_errors():
@@ -1091,8 +1093,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        if self.validate_model and body["model"] not in self._validated_models:
-            self._validate_model_id(config, body["model"])
+        self._validate_model_id(config, body["model"])
         start = perf_counter()
         try:
             stream = self._open_stream(client, body)
@@ -1125,8 +1126,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        if self.validate_model and body["model"] not in self._validated_models:
-            await self._avalidate_model_id(config, body["model"])
+        await self._avalidate_model_id(config, body["model"])
         start = perf_counter()
         try:
             stream = await self._aopen_stream(client, body)
@@ -1282,18 +1282,21 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         """Options for ``GET /models``; ``quick`` when it only enriches an error."""
         if not quick:
             return self._request_options()
-        import openai  # noqa: PLC0415
-
         return {
-            "timeout": openai.Timeout(
+            "timeout": sdk_timeout(
                 min(self.timeout, _QUICK_CATALOG_TIMEOUT),
-                connect=min(self.connect_timeout, _QUICK_CATALOG_TIMEOUT),
+                min(self.connect_timeout, _QUICK_CATALOG_TIMEOUT),
             ),
             "max_retries": 0,
         }
 
+    def _needs_validation(self, model: str) -> bool:
+        return self.validate_model and model not in self._validated_models
+
     def _validate_model_id(self, config: ClientConfig, model: str) -> None:
         """``validate_model=True``: refuse an id the catalog does not list."""
+        if not self._needs_validation(model):
+            return
         from langchain_holysheep.models import (  # noqa: PLC0415
             model_ids_for_config,
             model_not_found_error,
@@ -1306,6 +1309,8 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
 
     async def _avalidate_model_id(self, config: ClientConfig, model: str) -> None:
         """Async :meth:`_validate_model_id`."""
+        if not self._needs_validation(model):
+            return
         from langchain_holysheep.models import (  # noqa: PLC0415
             amodel_ids_for_config,
             model_not_found_error,

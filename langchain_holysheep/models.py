@@ -36,6 +36,7 @@ from langchain_holysheep._settings import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     check_base_url,
+    sdk_timeout,
 )
 
 if TYPE_CHECKING:
@@ -342,10 +343,8 @@ def _resolve(api_key: str | SecretStr | None, base_url: str | None) -> ClientCon
 
 
 def _options(timeout: float, max_retries: int) -> openai.RequestOptions:
-    import openai  # noqa: PLC0415
-
     return {
-        "timeout": openai.Timeout(timeout, connect=min(timeout, 10.0)),
+        "timeout": sdk_timeout(timeout, min(timeout, 10.0)),
         "max_retries": max_retries,
     }
 
