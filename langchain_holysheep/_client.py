@@ -12,7 +12,8 @@ Clients are expensive (a connection pool each) and must not be built per call, s
 Timeouts and retries are *not* part of the key: they are sent per request, so a
 fallback chain's members (retries off) share the primary's pool.
 
-``openai`` is imported here lazily: importing langchain-holysheep stays cheap.
+``openai`` (and ``_transport``, which needs it) is imported here lazily: importing
+langchain-holysheep stays cheap.
 """
 
 from __future__ import annotations
@@ -211,7 +212,13 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
         _async_clients[loop] = entry
     client = entry[0].get(config)
     if client is None:
-        client = _for_holysheep(openai.AsyncOpenAI(**config.client_kwargs()))
+        from langchain_holysheep._transport import (  # noqa: PLC0415
+            default_async_http_client,
+        )
+
+        kwargs = config.client_kwargs()
+        kwargs.setdefault("http_client", default_async_http_client())
+        client = _for_holysheep(openai.AsyncOpenAI(**kwargs))
         entry[0][config] = client
     return client
 
