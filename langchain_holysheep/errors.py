@@ -39,6 +39,7 @@ import re
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+import httpx2
 import openai
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -55,8 +56,6 @@ from langchain_core.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-
-    import httpx2
 
 __all__ = [
     "HolySheepAPIStatusError",
@@ -157,16 +156,49 @@ def _masked_response(response: httpx2.Response, secret: str | None) -> httpx2.Re
     )
 
 
+def _mask_chain(error: BaseException, secret: str | None) -> None:
+    """Mask keys in the SDK and httpx2 errors ``error`` is chained to.
+
+    They stay reachable as ``__cause__``/``__context__`` of the error we raise.
+    The walk stops at any other exception: beyond it is the caller's own context.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or not isinstance(
+            current, openai.OpenAIError | httpx2.HTTPError
+        ):
+            continue
+        seen.add(id(current))
+        _mask_in_place(current, secret)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e)
+
+
 def _mask_in_place(error: BaseException, secret: str | None) -> None:
-    """Mask keys in an error that is kept as ``__cause__`` (tracebacks print it)."""
+    """Mask keys in an error that outlives the call.
+
+    Tracebacks print its message, and error reporters (and a debugger) can reach
+    its ``request`` and ``response``: the SDK's originals carry the
+    ``Authorization`` header, so they are swapped for masked copies.
+    """
     error.args = tuple(
         mask_secrets(arg, secret) if isinstance(arg, str) else arg for arg in error.args
     )
+    masked: dict[str, object] = {}
     for name in ("message", "body"):
         value = getattr(error, name, None)
         if value is not None:
-            with suppress(AttributeError):  # a read-only property stays as it is
-                setattr(error, name, _mask_body(value, secret))
+            masked[name] = _mask_body(value, secret)
+    request = getattr(error, "request", None)
+    if isinstance(request, httpx2.Request):
+        masked["request"] = _masked_request(request)
+    response = getattr(error, "response", None)
+    if isinstance(response, httpx2.Response):
+        masked["response"] = _masked_response(response, secret)
+    for name, value in masked.items():
+        with suppress(AttributeError):  # a read-only property stays as it is
+            setattr(error, name, value)
 
 
 class HolySheepError(ModelError):
@@ -486,7 +518,7 @@ def translate_errors(
     except openai.OpenAIError as error:
         mapped = to_holysheep_error(error, secret)
         _keep_partial(mapped, partial)
-        _mask_in_place(error, secret)  # it stays reachable as __cause__
+        _mask_chain(error, secret)  # it stays reachable as __cause__
         raise mapped from error
     except json.JSONDecodeError as error:
         _mask_in_place(error, secret)

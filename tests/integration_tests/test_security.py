@@ -227,6 +227,43 @@ def test_error_tracebacks_do_not_contain_the_key(make, gw, case):
     assert_no_canary(_formatted(error))
 
 
+def _http_objects_in_chain(error: BaseException) -> list[object]:
+    """Every request/response an error chain carries, however deep."""
+    found: list[object] = []
+    current: BaseException | None = error
+    while current is not None:
+        for name in ("request", "response"):
+            value = getattr(current, name, None)
+            if value is not None:
+                found.append(value)
+                inner = getattr(value, "_request", None)  # a response's request
+                if inner is not None:
+                    found.append(inner)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _http_texts(thing: object) -> list[object]:
+    texts: list[object] = [repr(thing), list(getattr(thing, "headers", {}).items())]
+    content = getattr(thing, "content", None)
+    if isinstance(content, bytes):
+        texts.append(content.decode(errors="replace"))
+    return texts
+
+
+@pytest.mark.parametrize(
+    "case", ["401", "404", "429", "500", "502-html", "503-in-body"]
+)
+def test_no_request_or_response_in_the_error_chain_carries_the_key(make, gw, case):
+    """Error reporters and debuggers reach ``__cause__.request`` and its headers."""
+    error = _raise_for(make, gw, case)
+    carried = _http_objects_in_chain(error)
+    assert carried, "the error chain carries no request or response"
+    for thing in carried:
+        assert_no_canary(*_http_texts(thing))
+    assert gw.last_request.headers["authorization"] == f"Bearer {CANARY}"
+
+
 def test_errors_without_a_response_do_not_contain_the_key(gw):
     timeout = ChatHolySheep(
         base_url=gw.base_url, api_key=CANARY, timeout=0.3, max_retries=0
@@ -241,6 +278,8 @@ def test_errors_without_a_response_do_not_contain_the_key(gw):
         refused.invoke("hi")
     for error in (timed_out.value, unreachable.value):
         assert_no_canary(*_error_texts(error), _formatted(error))
+        for thing in _http_objects_in_chain(error):
+            assert_no_canary(*_http_texts(thing))
 
 
 # ------------------------------------------------------------ callbacks, traces
