@@ -6,7 +6,10 @@ separate process, it compares three ways of making the same call:
 
 * the raw SDK's typed call (the baseline);
 * ``ChatHolySheep._agenerate`` called directly (our request path alone);
-* ``ChatHolySheep.ainvoke`` (the same path inside langchain-core's wrapper).
+* ``ChatHolySheep.ainvoke`` (the same path inside langchain-core's wrapper);
+* ``ChatHolySheep.ainvoke`` on the SDK's stock async client
+  (``openai.DefaultAsyncHttpxClient()``), i.e. without the cheaper idle-connection
+  check of ``langchain_holysheep/_transport.py``.
 
 For each it reports the wall time (interleaved, medians), the tasks created per
 call (counted with ``loop.set_task_factory``) and the pool's idle-connection
@@ -48,6 +51,10 @@ def _candidates(
         )
         pool["http_async_client"] = openai.DefaultAsyncHttpxClient(limits=limits)
     model = ChatHolySheep(model=MODEL, base_url=base_url, api_key=API_KEY, **pool)
+    stock_client = openai.DefaultAsyncHttpxClient()
+    stock = ChatHolySheep(
+        model=MODEL, base_url=base_url, api_key=API_KEY, http_async_client=stock_client
+    )
     messages: Any = [{"role": "user", "content": SHORT_PROMPT}]
     prompt = [HumanMessage(SHORT_PROMPT)]
 
@@ -60,9 +67,13 @@ def _candidates(
     async def ainvoke() -> object:
         return await model.ainvoke(SHORT_PROMPT)
 
+    async def ainvoke_stock_pool() -> object:
+        return await stock.ainvoke(SHORT_PROMPT)
+
     async def close() -> None:
         await sdk.close()
         await model.aclose()
+        await stock_client.aclose()
         if "http_async_client" in pool:
             await pool["http_async_client"].aclose()
 
@@ -70,6 +81,7 @@ def _candidates(
         "raw SDK": raw_sdk,
         "ChatHolySheep._agenerate": agenerate_direct,
         "ChatHolySheep.ainvoke": ainvoke,
+        "ainvoke, SDK's stock pool": ainvoke_stock_pool,
     }
     return candidates, close
 
