@@ -6,6 +6,8 @@ separate process, it compares three ways of making the same call:
 
 * the raw SDK's typed call (the baseline);
 * ``ChatHolySheep._agenerate`` called directly (our request path alone);
+* the same, followed by one ``await asyncio.sleep(0)`` (one event-loop turn
+  between calls, as langchain-core's ``gather`` adds);
 * ``ChatHolySheep.ainvoke`` (the same path inside langchain-core's wrapper);
 * ``ChatHolySheep.ainvoke`` on the SDK's stock async client
   (``openai.DefaultAsyncHttpxClient()``), i.e. without the cheaper idle-connection
@@ -64,6 +66,11 @@ def _candidates(
     async def agenerate_direct() -> object:
         return await model._agenerate(prompt)  # noqa: SLF001 (the point of the diagnosis)
 
+    async def agenerate_one_hop() -> object:
+        result = await model._agenerate(prompt)  # noqa: SLF001
+        await asyncio.sleep(0)
+        return result
+
     async def ainvoke() -> object:
         return await model.ainvoke(SHORT_PROMPT)
 
@@ -80,6 +87,7 @@ def _candidates(
     candidates = {
         "raw SDK": raw_sdk,
         "ChatHolySheep._agenerate": agenerate_direct,
+        "_agenerate + one loop turn": agenerate_one_hop,
         "ChatHolySheep.ainvoke": ainvoke,
         "ainvoke, SDK's stock pool": ainvoke_stock_pool,
     }
