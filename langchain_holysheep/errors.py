@@ -86,6 +86,12 @@ _REDACTED: Final = "***"
 _CREDENTIAL_HEADERS: Final = frozenset(
     {"authorization", "api-key", "x-api-key", "proxy-authorization"}
 )
+_HOLYSHEEP_KEY_PREFIX: Final = "cr_"
+_FOREIGN_KEY_HINT: Final = (
+    " (HolySheep keys start with 'cr_', and the key in use does not: an OpenAI"
+    " or other provider's key is rejected here. Set HOLYSHEEP_API_KEY, or"
+    " api_key=..., to your HolySheep key.)"
+)
 # Keys look like ``cr_…`` (HolySheep) or ``sk-…`` (OpenAI and most relays).
 _KEY_PATTERN: Final = re.compile(r"\b(?:cr|sk)[-_][A-Za-z0-9_\-]{6,}")
 _CONTEXT_OVERFLOW_CODES: Final = frozenset(
@@ -437,8 +443,13 @@ def _status_error(error: openai.APIStatusError, secret: str | None) -> HolySheep
     )
     if issubclass(target, ModelInvalidRequestError) and _is_context_overflow(error):
         target = HolySheepContextOverflowError
+    message = mask_secrets(error.message, secret)
+    if target is HolySheepAuthenticationError and not (secret or "").startswith(
+        _HOLYSHEEP_KEY_PREFIX
+    ):
+        message += _FOREIGN_KEY_HINT
     mapped: HolySheepError = target(
-        mask_secrets(error.message, secret),
+        message,
         response=_masked_response(error.response, secret),
         body=_mask_body(error.body, secret),
     )

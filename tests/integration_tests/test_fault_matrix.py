@@ -152,6 +152,22 @@ def test_401_403_raise_at_once_without_retry_and_without_the_key(
     assert "not valid" in str(error)  # the gateway's message survives, masked
 
 
+@pytest.mark.parametrize(
+    ("key", "hinted"),
+    [("sk-proj-openai0123456789", True), ("cr_revoked_key_0123456789", False)],
+)
+def test_401_says_when_the_key_is_not_a_holysheep_key(key, hinted):
+    """An OpenAI key pasted into HOLYSHEEP_API_KEY is the usual cause of a 401."""
+    with OfflineGateway(api_key="cr_the_right_key_0123456789") as gateway:
+        model = ChatHolySheep(base_url=gateway.base_url, api_key=key, max_retries=0)
+        with pytest.raises(HolySheepAuthenticationError) as caught:
+            model.invoke("hi")
+    message = str(caught.value)
+    assert ("start with 'cr_'" in message) is hinted
+    assert key not in message
+    assert "openai0123456789" not in message
+
+
 # ---------------------------------------------------------- 404 unknown model
 
 
