@@ -1,16 +1,26 @@
-"""The holysheep CLI, each command run as a subprocess.
+"""The holysheep CLI.
+
+Most commands run in this process through ``cli.main`` (fast); the offline demo and
+an argument error also run as real ``python -m langchain_holysheep.cli``
+subprocesses, so the entry point, its exit status and its output streams are
+covered as a user meets them.
 
 Without HOLYSHEEP_API_KEY every command runs against its built-in offline
 gateway; with a (fake) key and ``--base-url`` it talks to the test gateway.
 """
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from unittest import mock
 
 import pytest
 
+from langchain_holysheep import cli
 from langchain_holysheep.testing import Fault, Reply, ToolCall
 
 FAKE_KEY = "cr_fake_secret_key_0123456789abcdef"
@@ -27,7 +37,31 @@ def _env(key=None):
     return env
 
 
-def run_cli(*args, key=None, stdin=None):
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args, key=None, stdin=None) -> Run:
+    """``holysheep *args`` in this process, with its own environment and streams."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, _env(key), clear=True),
+        mock.patch("sys.stdin", io.StringIO(stdin or "")),
+        redirect_stdout(out),
+        redirect_stderr(err),
+    ):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(*args, key=None, stdin=None):
+    """``python -m langchain_holysheep.cli *args``, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "langchain_holysheep.cli", *args],
         capture_output=True,
@@ -64,8 +98,8 @@ def _sections(out):
 
 @pytest.fixture(scope="module")
 def offline_demo():
-    """One offline ``holysheep demo`` run, shared by the tests that read it."""
-    return run_cli("demo")
+    """One offline ``holysheep demo`` subprocess, shared by the tests that read it."""
+    return run_cli_process("demo")
 
 
 def test_demo_runs_offline_with_labelled_sections(offline_demo):
@@ -312,8 +346,9 @@ def test_cost_runs_without_any_gateway():
     assert result.stderr == ""
 
 
-def test_bad_arguments_exit_2_with_one_line():
-    result = run_cli("bench", "--concurrency", "0")
+@pytest.mark.parametrize("run", [run_cli, run_cli_process])
+def test_bad_arguments_exit_2_with_one_line(run):
+    result = run("bench", "--concurrency", "0")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
