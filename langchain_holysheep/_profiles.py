@@ -22,7 +22,9 @@ and should be confirmed by the live tests (``tests/live``):
   64K output, vision) and "OpenAI SDK compatibility" (``tool_choice`` and
   ``parallel_tool_calls`` supported; ``response_format`` and the ``strict``
   tool flag are ignored, so neither JSON schema nor JSON mode nor strict tools
-  are offered; extended thinking is not returned as ``reasoning_content``).
+  are offered; extended thinking is not returned as ``reasoning_content``) and
+  "Migrating to Claude 4.5" (``temperature`` and ``top_p`` may not both be set:
+  the API answers 400, so that is refused before sending).
 * ``gemini-2.5-flash``: ai.google.dev/gemini-api/docs/models (1,048,576 input,
   65,536 output tokens, thinking) and ".../docs/openai" (function calling,
   ``tool_choice``, ``response_format`` JSON schema, ``reasoning_effort``;
@@ -59,6 +61,7 @@ __all__ = [
     "echo_reasoning",
     "get_capabilities",
     "model_profile",
+    "one_sampling_parameter",
 ]
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -96,6 +99,8 @@ class Capabilities:
     """Accepted ``reasoning_effort`` values (empty: not configurable)."""
     echo_reasoning: bool = False
     """Send an assistant turn's ``reasoning_content`` back (else strip it)."""
+    one_sampling_parameter: bool = False
+    """``temperature`` and ``top_p`` cannot be sent together (a 400 otherwise)."""
 
     @property
     def default_structured_output_method(self) -> StructuredMethod:
@@ -160,6 +165,7 @@ MODEL_CAPABILITIES: Final[dict[str, Capabilities]] = {
         structured_output_methods=frozenset({"function_calling"}),
         strict_json_schema=False,
         reasoning_output=False,
+        one_sampling_parameter=True,
     ),
     "gemini-2.5-flash": Capabilities(
         max_input_tokens=1_048_576,
@@ -257,3 +263,17 @@ def echo_reasoning(model: object) -> bool:
     """
     capabilities = get_capabilities(model)
     return capabilities is not None and capabilities.echo_reasoning
+
+
+def one_sampling_parameter(model: object) -> bool:
+    """Whether the model refuses ``temperature`` and ``top_p`` in one request.
+
+    Args:
+        model: The model id.
+
+    Returns:
+        ``True`` for models whose API answers 400 to both (Claude Sonnet 4.5);
+        ``False`` for the others and for unknown models.
+    """
+    capabilities = get_capabilities(model)
+    return capabilities is not None and capabilities.one_sampling_parameter

@@ -1219,7 +1219,24 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             messages, echo_reasoning=self._echo_reasoning(body["model"])
         )
         body.update(extra_body)
+        self._check_sampling_parameters(body)
         return body
+
+    @classmethod
+    def _check_sampling_parameters(cls, body: dict[str, Any]) -> None:
+        """Refuse ``temperature`` with ``top_p`` where the model answers 400 to it."""
+        if body.get("temperature") is None or body.get("top_p") is None:
+            return
+        from langchain_holysheep._profiles import (  # noqa: PLC0415
+            one_sampling_parameter,
+        )
+
+        if one_sampling_parameter(body["model"]):
+            msg = (
+                f"{body['model']} does not accept temperature and top_p in the same "
+                "request (its API answers 400). Set only one of them."
+            )
+            raise cls._input_error(msg)
 
     def _open_stream(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
         import openai  # noqa: PLC0415

@@ -93,6 +93,21 @@ def test_per_call_model_and_extra_body(gw, make_model):
     assert body["stop"] == ["END"]
 
 
+async def test_a_parameter_pair_the_model_refuses_never_reaches_the_gateway(
+    gw, make_model
+):
+    claude = make_model(model="claude-sonnet-4.5", temperature=0.2)
+    with pytest.raises(HolySheepInputError, match="temperature and top_p"):
+        claude.invoke("hi", top_p=0.9)
+    with pytest.raises(HolySheepInputError, match="temperature and top_p"):
+        await claude.ainvoke("hi", top_p=0.9)
+    with pytest.raises(HolySheepInputError, match="temperature and top_p"):
+        list(claude.stream("hi", top_p=0.9))
+    assert gw.requests == []
+    assert claude.invoke("hi").content
+    assert gw.last_request.body["temperature"] == 0.2
+
+
 def test_bound_parameters_reach_the_gateway(gw, model):
     model.bind(seed=42, reasoning_effort="high").invoke("hi")
     assert gw.last_request.body["seed"] == 42

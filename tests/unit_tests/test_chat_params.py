@@ -231,3 +231,22 @@ def test_base_url_from_env_is_validated(monkeypatch):
         ChatHolySheep(api_key=KEY)
     monkeypatch.setenv("HOLYSHEEP_BASE_URL", "https://gateway.example.com/v1/")
     assert ChatHolySheep(api_key=KEY).base_url == "https://gateway.example.com/v1"
+
+
+def test_claude_sonnet_refuses_temperature_with_top_p_before_sending():
+    claude = "claude-sonnet-4.5"
+    for model, kwargs in [
+        (_model(model=claude, temperature=0.2, top_p=0.9), {}),
+        (_model(model=claude, temperature=0.2), {"top_p": 0.5}),
+        (_model(model=claude, extra_body={"top_p": 0.5}), {"temperature": 0.1}),
+    ]:
+        with pytest.raises(HolySheepInputError, match="temperature and top_p") as error:
+            _body(model, **kwargs)
+        assert claude in str(error.value)
+        assert "Set only one" in str(error.value)
+    assert _body(_model(model=claude, temperature=0.2))["temperature"] == 0.2
+    assert _body(_model(model=claude, top_p=0.9))["top_p"] == 0.9
+    both = _body(_model(model="gpt-4.1", temperature=0.2, top_p=0.9))
+    assert (both["temperature"], both["top_p"]) == (0.2, 0.9)
+    unknown = _body(_model(model="some-new-model", temperature=0.2, top_p=0.9))
+    assert (unknown["temperature"], unknown["top_p"]) == (0.2, 0.9)
