@@ -8,7 +8,10 @@ the sync and async stream loops.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import string
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from langchain_core.messages import (
@@ -223,14 +226,59 @@ def message_to_dict(
     return result
 
 
+_SHORT_ID: Final = re.compile(r"[A-Za-z0-9]{9}")
+_BASE62: Final = string.digits + string.ascii_letters
+
+
+def short_tool_call_id(call_id: str) -> str:
+    """The id to send for ``call_id`` to a model that takes 9-character ids only.
+
+    Mistral's API accepts a tool call id only if it is 9 letters or digits; a
+    conversation that another model started (``call_…``, ``toolu_…`` ids, after
+    a fallback for instance) is refused with a 400. An id that is already valid
+    is kept; any other becomes 9 base-62 characters of its SHA-256, the same on
+    every call, so the assistant's call and the tool's answer still match. Two
+    ids collide with a probability of about 1 in 10^16.
+
+    Args:
+        call_id: The tool call id as LangChain holds it.
+
+    Returns:
+        A 9-character id of letters and digits.
+    """
+    if _SHORT_ID.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    digits = []
+    for _ in range(9):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
+
+
+def _shorten_tool_call_ids(wire_messages: list[dict[str, Any]]) -> None:
+    """Rewrite every tool call id in (freshly built) wire messages in place."""
+    for message in wire_messages:
+        for call in message.get("tool_calls") or ():
+            if isinstance(call.get("id"), str):
+                call["id"] = short_tool_call_id(call["id"])
+        if isinstance(message.get("tool_call_id"), str):
+            message["tool_call_id"] = short_tool_call_id(message["tool_call_id"])
+
+
 def messages_to_dicts(
-    messages: Sequence[BaseMessage], *, echo_reasoning: bool = False
+    messages: Sequence[BaseMessage],
+    *,
+    echo_reasoning: bool = False,
+    short_tool_call_ids: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert a conversation, refusing an empty one.
 
     Args:
         messages: The conversation.
         echo_reasoning: See :func:`message_to_dict`.
+        short_tool_call_ids: Send tool call ids as :func:`short_tool_call_id`
+            makes them (for models that accept 9-character ids only).
 
     Returns:
         The wire-format messages.
@@ -240,7 +288,10 @@ def messages_to_dicts(
     """
     if not messages:
         _input_error("Cannot call the model with an empty list of messages.")
-    return [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+    wire = [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+    if short_tool_call_ids:
+        _shorten_tool_call_ids(wire)
+    return wire
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:

@@ -40,9 +40,11 @@ and should be confirmed by the live tests (``tests/live``):
 * ``mistral-small-2603``: docs.mistral.ai "Function calling" (``tool_choice``
   ``auto``/``none``/``any``/``required``/named, ``parallel_tool_calls``) and
   "Custom structured outputs" (``json_schema`` with ``strict``, JSON mode);
-  vision as in the Mistral Small 3.1+ line. The context window is *assumed*
-  (128K, the conservative figure of the Small line); the output limit and
-  reasoning output are not documented and are left out of the profile.
+  vision as in the Mistral Small 3.1+ line; tool call ids must be 9 letters or
+  digits (the API answers 400 to others, e.g. another model's ``call_…`` ids).
+  The context window is *assumed* (128K, the conservative figure of the Small
+  line); the output limit and reasoning output are not documented and are left
+  out of the profile.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "get_capabilities",
     "model_profile",
     "one_sampling_parameter",
+    "short_tool_call_ids",
 ]
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -101,6 +104,8 @@ class Capabilities:
     """Send an assistant turn's ``reasoning_content`` back (else strip it)."""
     one_sampling_parameter: bool = False
     """``temperature`` and ``top_p`` cannot be sent together (a 400 otherwise)."""
+    short_tool_call_ids: bool = False
+    """Tool call ids must be 9 letters or digits (other ids get a 400)."""
 
     @property
     def default_structured_output_method(self) -> StructuredMethod:
@@ -204,6 +209,7 @@ MODEL_CAPABILITIES: Final[dict[str, Capabilities]] = {
         structured_output_methods=_ALL_METHODS,
         strict_json_schema=True,
         reasoning_output=None,
+        short_tool_call_ids=True,
     ),
 }
 """The gateway's models, keyed by exact (case-sensitive) model id."""
@@ -277,3 +283,17 @@ def one_sampling_parameter(model: object) -> bool:
     """
     capabilities = get_capabilities(model)
     return capabilities is not None and capabilities.one_sampling_parameter
+
+
+def short_tool_call_ids(model: object) -> bool:
+    """Whether the model takes 9-character letters-and-digits tool call ids only.
+
+    Args:
+        model: The model id.
+
+    Returns:
+        ``True`` for Mistral Small 2603; ``False`` for the others and for
+        unknown models.
+    """
+    capabilities = get_capabilities(model)
+    return capabilities is not None and capabilities.short_tool_call_ids

@@ -532,6 +532,13 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
 
         return echo_reasoning(model)
 
+    @staticmethod
+    def _short_tool_call_ids(model: object) -> bool:
+        """Whether ``model`` takes 9-character tool call ids only (Mistral)."""
+        from langchain_holysheep._profiles import short_tool_call_ids  # noqa: PLC0415
+
+        return short_tool_call_ids(model)
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
@@ -1216,7 +1223,9 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             ):
                 body["stream_options"] = {"include_usage": True}
         body["messages"] = messages_to_dicts(
-            messages, echo_reasoning=self._echo_reasoning(body["model"])
+            messages,
+            echo_reasoning=self._echo_reasoning(body["model"]),
+            short_tool_call_ids=self._short_tool_call_ids(body["model"]),
         )
         body.update(extra_body)
         self._check_sampling_parameters(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import reduce
 from operator import add
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_holysheep import ChatHolySheep
+from langchain_holysheep._convert import short_tool_call_id
 from langchain_holysheep.testing import Reply, ToolCall
 
 
@@ -219,6 +221,22 @@ def test_round_trip_keeps_invalid_tool_calls(gw):
     ]
 
 
+def test_a_tool_loop_another_model_started_reaches_mistral_with_valid_ids(gw):
+    """Mistral answers 400 to tool call ids that are not 9 letters or digits."""
+    gw.enqueue(Reply(tool_calls=TWO_CALLS[:1]), Reply(content="42"))
+    first = chat(gw, "gpt-4.1").bind_tools([multiply]).invoke("6*7?")
+    started_id = first.tool_calls[0]["id"]
+    assert not re.fullmatch(r"[A-Za-z0-9]{9}", started_id)
+    answer = ToolMessage("42", tool_call_id=started_id)
+    mistral = chat(gw, "mistral-small-2603").bind_tools([multiply])
+    assert mistral.invoke([HumanMessage("6*7?"), first, answer]).content == "42"
+    assistant, tool = gw.last_request.body["messages"][1:3]
+    sent_id = assistant["tool_calls"][0]["id"]
+    assert re.fullmatch(r"[A-Za-z0-9]{9}", sent_id)
+    assert tool["tool_call_id"] == sent_id
+    assert first.tool_calls[0]["id"] == started_id  # the conversation is untouched
+
+
 @pytest.mark.parametrize(
     ("model", "echoed"),
     [
@@ -239,8 +257,11 @@ def test_reasoning_is_echoed_or_stripped_per_model(gw, model, echoed, stream):
     first = stream_all(llm) if stream else llm.invoke("6*7?")
     assert first.additional_kwargs["reasoning_content"] == "I should multiply."
     llm.invoke([HumanMessage("6*7?"), first, ToolMessage("42", tool_call_id="call_a")])
-    assistant = gw.last_request.body["messages"][1]
-    assert assistant["tool_calls"][0]["id"] == "call_a"
+    assistant, tool = gw.last_request.body["messages"][1:3]
+    sent_id = (
+        short_tool_call_id("call_a") if model == "mistral-small-2603" else "call_a"
+    )
+    assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"] == sent_id
     if echoed:
         assert assistant["reasoning_content"] == "I should multiply."
     else:

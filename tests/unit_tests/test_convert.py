@@ -16,6 +16,7 @@ from langchain_holysheep._convert import (
     completion_to_result,
     message_to_dict,
     messages_to_dicts,
+    short_tool_call_id,
     usage_to_metadata,
 )
 from langchain_holysheep.errors import HolySheepInputError, HolySheepResponseError
@@ -153,6 +154,52 @@ def test_ai_message_with_tool_calls_round_trips():
             },
         ],
     }
+
+
+@pytest.mark.parametrize(
+    "call_id",
+    ["call_1", "toolu_01A09q90qw90lq917835lq9", "call-ä-☃", "12345678", "x" * 200],
+)
+def test_short_tool_call_ids_are_nine_letters_or_digits_and_stable(call_id):
+    short = short_tool_call_id(call_id)
+    assert len(short) == 9
+    assert short.isascii()
+    assert short.isalnum()
+    assert short_tool_call_id(call_id) == short  # same id, same answer, every call
+    assert short_tool_call_id(short) == short
+
+
+def test_a_valid_short_tool_call_id_is_kept_and_others_do_not_collide():
+    assert short_tool_call_id("aB3dE6gH9") == "aB3dE6gH9"
+    ids = {f"call_{n}" for n in range(5000)}
+    assert len({short_tool_call_id(i) for i in ids}) == len(ids)
+
+
+def test_tool_call_ids_are_rewritten_consistently_only_when_asked():
+    conversation = [
+        HumanMessage("2+2 and 3-1?"),
+        AIMessage(
+            content="",
+            tool_calls=[{"name": "add", "args": {"a": 2}, "id": "call_add"}],
+            invalid_tool_calls=[
+                {"name": "sub", "args": "{bad", "id": "call_sub", "error": "bad"}
+            ],
+        ),
+        ToolMessage("4", tool_call_id="call_add"),
+        ToolMessage("error", tool_call_id="call_sub"),
+    ]
+    sent = messages_to_dicts(conversation, short_tool_call_ids=True)
+    add, sub = (call["id"] for call in sent[1]["tool_calls"])
+    assert (add, sub) == (
+        short_tool_call_id("call_add"),
+        short_tool_call_id("call_sub"),
+    )
+    assert [sent[2]["tool_call_id"], sent[3]["tool_call_id"]] == [add, sub]
+    assert conversation[1].tool_calls[0]["id"] == "call_add"  # the input is untouched
+    assert conversation[2].tool_call_id == "call_add"
+    as_is = messages_to_dicts(conversation)
+    assert [c["id"] for c in as_is[1]["tool_calls"]] == ["call_add", "call_sub"]
+    assert as_is[2]["tool_call_id"] == "call_add"
 
 
 def test_reasoning_is_echoed_only_when_asked():
