@@ -60,11 +60,8 @@ __all__ = [
     "Capabilities",
     "StructuredMethod",
     "default_structured_output_method",
-    "echo_reasoning",
     "get_capabilities",
     "model_profile",
-    "one_sampling_parameter",
-    "short_tool_call_ids",
 ]
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -254,46 +251,3 @@ def default_structured_output_method(model: object) -> StructuredMethod:
     if capabilities is None:
         return "function_calling"
     return capabilities.default_structured_output_method
-
-
-def echo_reasoning(model: object) -> bool:
-    """Whether assistant turns carry their ``reasoning_content`` back.
-
-    Args:
-        model: The model id.
-
-    Returns:
-        ``True`` for models that require it (DeepSeek V3.2 thinking); ``False``
-        for the others and for unknown models (strict backends reject unknown
-        message fields).
-    """
-    capabilities = get_capabilities(model)
-    return capabilities is not None and capabilities.echo_reasoning
-
-
-def one_sampling_parameter(model: object) -> bool:
-    """Whether the model refuses ``temperature`` and ``top_p`` in one request.
-
-    Args:
-        model: The model id.
-
-    Returns:
-        ``True`` for models whose API answers 400 to both (Claude Sonnet 4.5);
-        ``False`` for the others and for unknown models.
-    """
-    capabilities = get_capabilities(model)
-    return capabilities is not None and capabilities.one_sampling_parameter
-
-
-def short_tool_call_ids(model: object) -> bool:
-    """Whether the model takes 9-character letters-and-digits tool call ids only.
-
-    Args:
-        model: The model id.
-
-    Returns:
-        ``True`` for Mistral Small 2603; ``False`` for the others and for
-        unknown models.
-    """
-    capabilities = get_capabilities(model)
-    return capabilities is not None and capabilities.short_tool_call_ids

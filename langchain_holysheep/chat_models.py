@@ -526,19 +526,6 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
 
         return model_profile(self.model_name)
 
-    def _echo_reasoning(self, model: object) -> bool:
-        """Whether ``model`` needs assistant ``reasoning_content`` sent back."""
-        from langchain_holysheep._profiles import echo_reasoning  # noqa: PLC0415
-
-        return echo_reasoning(model)
-
-    @staticmethod
-    def _short_tool_call_ids(model: object) -> bool:
-        """Whether ``model`` takes 9-character tool call ids only (Mistral)."""
-        from langchain_holysheep._profiles import short_tool_call_ids  # noqa: PLC0415
-
-        return short_tool_call_ids(model)
-
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
@@ -1222,30 +1209,27 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                 _STREAM_OPTIONS_REJECTED
             ):
                 body["stream_options"] = {"include_usage": True}
+        from langchain_holysheep._profiles import get_capabilities  # noqa: PLC0415
+
+        # The model's own rules; an unknown model has none (sent as asked).
+        known = get_capabilities(body["model"])
         body["messages"] = messages_to_dicts(
             messages,
-            echo_reasoning=self._echo_reasoning(body["model"]),
-            short_tool_call_ids=self._short_tool_call_ids(body["model"]),
+            echo_reasoning=known is not None and known.echo_reasoning,
+            short_tool_call_ids=known is not None and known.short_tool_call_ids,
         )
         body.update(extra_body)
-        self._check_sampling_parameters(body)
-        return body
-
-    @classmethod
-    def _check_sampling_parameters(cls, body: dict[str, Any]) -> None:
-        """Refuse ``temperature`` with ``top_p`` where the model answers 400 to it."""
-        if body.get("temperature") is None or body.get("top_p") is None:
-            return
-        from langchain_holysheep._profiles import (  # noqa: PLC0415
-            one_sampling_parameter,
-        )
-
-        if one_sampling_parameter(body["model"]):
+        if (
+            known is not None
+            and known.one_sampling_parameter
+            and None not in (body.get("temperature"), body.get("top_p"))
+        ):
             msg = (
                 f"{body['model']} does not accept temperature and top_p in the same "
                 "request (its API answers 400). Set only one of them."
             )
-            raise cls._input_error(msg)
+            raise self._input_error(msg)
+        return body
 
     def _open_stream(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
         import openai  # noqa: PLC0415
