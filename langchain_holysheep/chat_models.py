@@ -1198,12 +1198,8 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             body["stop"] = stop
         if stream:
             if (body.get("n") or 1) > 1:
-                from langchain_holysheep.errors import (  # noqa: PLC0415
-                    HolySheepInputError,
-                )
-
                 msg = "n > 1 cannot be streamed; call invoke() for several choices."
-                raise HolySheepInputError(msg)
+                raise self._input_error(msg)
             body["stream"] = True
             if stream_usage and (self.base_url, body["model"]) not in (
                 _STREAM_OPTIONS_REJECTED
