@@ -14,11 +14,10 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.tools import tool
-from pydantic import BaseModel
 
 from langchain_holysheep import ChatHolySheep
 from langchain_holysheep.testing import Reply, ToolCall
+from tests.shared_tools import Person, add, multiply
 
 # create_react_agent still works in LangGraph 1.x but warns that it moved to
 # langchain.agents.create_agent; we keep testing it because users still call it.
@@ -26,25 +25,6 @@ REACT_MOVED = (
     "ignore:create_react_agent has been moved"
     ":langgraph.warnings.LangGraphDeprecatedSinceV10"
 )
-
-
-@tool
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str
-    age: int
 
 
 @pytest.fixture

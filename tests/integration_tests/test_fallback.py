@@ -18,8 +18,6 @@ from langchain.agents import create_agent
 from langchain_core.exceptions import ModelError
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
-from langchain_core.tools import tool
-from pydantic import BaseModel
 
 from langchain_holysheep import ChatHolySheep
 from langchain_holysheep._client import get_sync_client
@@ -43,6 +41,7 @@ from langchain_holysheep.fallback import (
     reset_circuit_breakers,
 )
 from langchain_holysheep.testing import Fault, Reply, ToolCall
+from tests.shared_tools import Person, add, multiply
 
 KEY = "cr_fallback_integration_key_42"
 A, B, C = "mistral-small-2603", "gemini-2.5-flash", "deepseek-v3.2"
@@ -564,23 +563,6 @@ async def test_cross_provider_member(gw, make_chain, mode):
 
 
 # ------------------------------------------------- tools, structured, agents
-@tool
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str
-    age: int
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 7): one test per fault, each pinning the documented outcome.
+"""The fault matrix: one test per fault, each pinning the documented outcome.
 
 Real HTTP against the offline gateway on 127.0.0.1; attempts are counted from the
 gateway's request log. Stalls use short timeouts, so nothing can hang the suite:

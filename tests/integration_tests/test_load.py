@@ -1,4 +1,4 @@
-"""Load (issue 7): concurrent calls, 0 errors, every answer its own, no leaked fds.
+"""Load: concurrent calls, 0 errors, every answer its own, no leaked fds.
 
 Real HTTP against the offline gateway on 127.0.0.1. Each prompt is unique and the
 gateway echoes it ("Offline reply to: <prompt>"), so a crossed or lost response

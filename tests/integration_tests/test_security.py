@@ -1,4 +1,4 @@
-"""The API key never leaks (issue 7): a canary key is driven through every public path.
+"""The API key never leaks: a canary key is driven through every public path.
 
 repr/str/model dumps, DEBUG logs of every relevant logger, every error kind (with a
 gateway that echoes the key back), tracebacks, ``dumpd``/``dumps``, pickle, the

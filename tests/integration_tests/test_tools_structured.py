@@ -10,32 +10,12 @@ from operator import add
 import pytest
 from langchain_core.exceptions import ModelRefusalError, OutputParserException
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
-from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_holysheep import ChatHolySheep
 from langchain_holysheep._convert import short_tool_call_id
 from langchain_holysheep.testing import Reply, ToolCall
-
-
-@tool
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Get the current weather in a city."""
-    return f"Sunny in {city}"
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str = Field(description="The person's name")
-    age: int = Field(description="Age in years")
+from tests.shared_tools import Person, get_weather, multiply
 
 
 class PersonDict(TypedDict):

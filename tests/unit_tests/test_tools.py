@@ -14,7 +14,6 @@ import pytest
 from langchain_core.exceptions import ModelRefusalError, OutputParserException
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
@@ -26,18 +25,13 @@ from langchain_holysheep._profiles import (
     model_profile,
 )
 from langchain_holysheep.errors import HolySheepInputError
+from tests.shared_tools import multiply
 
 KNOWN = sorted(MODEL_CAPABILITIES)
 
 
 def make(model: str = "gpt-4.1") -> ChatHolySheep:
     return ChatHolySheep(model=model, api_key="cr_test", base_url="http://127.0.0.1:9")
-
-
-@tool
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
 
 
 def get_time(city: str) -> str:
