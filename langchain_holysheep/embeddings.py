@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.embeddings import Embeddings
@@ -22,11 +23,20 @@ from langchain_holysheep._client import (
     get_async_client,
     get_sync_client,
 )
-from langchain_holysheep._convert import encode_body
+from langchain_holysheep._http import apost_json, post_json
 from langchain_holysheep._settings import GatewaySettings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    import openai
+
+    _BatchRequest = tuple[
+        str,
+        dict[str, Any],
+        openai.RequestOptions,
+        Callable[[object], list[list[float]]],
+    ]
 
 
 __all__ = [
@@ -143,20 +153,12 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
         Returns:
             One vector per text, in the order of ``texts``.
         """
-        batches = _batches(texts, self.chunk_size)
-        if not batches:
+        if not (batches := _batches(texts, self.chunk_size)):
             return []
         client = get_sync_client(self._client_config(self.http_client))
         vectors: list[list[float]] = []
         for batch in batches:
-            with self._translate_errors():
-                data = client.post(
-                    _EMBEDDINGS_PATH,
-                    content=encode_body(self._request_body(batch)),
-                    cast_to=object,
-                    options=self._request_options(),
-                )
-            vectors.extend(_parse_response(data, len(batch), self.dimensions))
+            vectors += post_json(client, *self._request(batch))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
@@ -171,33 +173,19 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
         return self.embed_documents([text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed texts, ``chunk_size`` per request, ``max_concurrency`` at once.
+        """Async :meth:`embed_documents`, with ``max_concurrency`` batches at once.
 
-        If one batch fails, the others still in flight are cancelled and that
-        batch's error is raised.
-
-        Args:
-            texts: The texts to embed (``[]`` sends no request).
-
-        Returns:
-            One vector per text, in the order of ``texts``.
+        The vectors come back in the order of ``texts``. If one batch fails, the
+        others still in flight are cancelled and that batch's error is raised.
         """
-        batches = _batches(texts, self.chunk_size)
-        if not batches:
+        if not (batches := _batches(texts, self.chunk_size)):
             return []
         client = await get_async_client(self._client_config(self.http_async_client))
         limit = asyncio.Semaphore(self.max_concurrency)
 
         async def embed(batch: list[str]) -> list[list[float]]:
             async with limit:
-                with self._translate_errors():
-                    data = await client.post(
-                        _EMBEDDINGS_PATH,
-                        content=encode_body(self._request_body(batch)),
-                        cast_to=object,
-                        options=self._request_options(),
-                    )
-            return _parse_response(data, len(batch), self.dimensions)
+                return await apost_json(client, *self._request(batch))
 
         if len(batches) == 1:  # the common query case: no task needed
             return await embed(batches[0])
@@ -223,7 +211,12 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
         return (await self.aembed_documents([text]))[0]
 
     # ------------------------------------------------------ resource control
-    def _request_body(self, batch: list[str]) -> dict[str, Any]:
+    def _request(self, batch: list[str]) -> _BatchRequest:
+        """What ``post_json`` sends for one batch, and how it reads the answer.
+
+        Vectors travel as base64 float32 and are read back in input order,
+        checked for gaps and for the requested ``dimensions``.
+        """
         body: dict[str, Any] = {
             "model": self.model_name,
             "input": batch,
@@ -231,7 +224,10 @@ class HolySheepEmbeddings(GatewaySettings, Embeddings):
         }
         if self.dimensions is not None:
             body["dimensions"] = self.dimensions
-        return body
+        parse = partial(
+            _parse_response, expected=len(batch), dimensions=self.dimensions
+        )
+        return _EMBEDDINGS_PATH, body, self._request_options(), parse
 
 
 # ---------------------------------------------------------------- pure helpers

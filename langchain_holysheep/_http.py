@@ -1,0 +1,175 @@
+"""The only calls into the ``openai`` SDK: JSON requests and SSE streams.
+
+Every function sends one request through an SDK client with ``cast_to=object``
+(the hot path skips the SDK's typed response models), inside
+:func:`~langchain_holysheep.errors.translate_errors`, so whatever the SDK raises
+leaves as a :class:`~langchain_holysheep.errors.HolySheepError` with the
+client's key masked out. A request body is encoded once, by
+:func:`~langchain_holysheep._convert.encode_body`. The caller's ``parse`` reads
+the decoded response inside the same translation, so an error about a bad
+response masks a key the gateway echoed, like any other.
+
+No retries, caching or parsing rules live here: callers decide those. The
+iteration of an opened stream is the caller's too (it keeps the partial text).
+This module imports ``openai`` and the error tree only when a request is made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langchain_holysheep._convert import encode_body
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import openai
+
+__all__ = [
+    "aget_json",
+    "aopen_sse",
+    "apost_json",
+    "get_json",
+    "open_sse",
+    "post_json",
+]
+
+_T = TypeVar("_T")
+
+
+def post_json(
+    client: openai.OpenAI,
+    path: str,
+    body: Mapping[str, Any],
+    options: openai.RequestOptions,
+    parse: Callable[[Any], _T],
+) -> _T:
+    """``POST`` a JSON body and return the response as ``parse`` reads it.
+
+    Args:
+        client: The shared SDK client (its key is masked out of errors).
+        path: The path under the client's base URL, e.g. ``"/chat/completions"``.
+        body: The JSON body.
+        options: Per-request SDK options (``timeout``, ``max_retries``).
+        parse: Turns the decoded JSON body into the result. It runs inside the
+            same error translation, so an error it raises is masked too.
+
+    Returns:
+        What ``parse`` returns.
+
+    Raises:
+        HolySheepError: The request or ``parse`` failed.
+    """
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        data = client.post(
+            path, content=encode_body(body), cast_to=object, options=options
+        )
+        return parse(data)
+
+
+async def apost_json(
+    client: openai.AsyncOpenAI,
+    path: str,
+    body: Mapping[str, Any],
+    options: openai.RequestOptions,
+    parse: Callable[[Any], _T],
+) -> _T:
+    """Async :func:`post_json`, through an async client."""
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        data = await client.post(
+            path, content=encode_body(body), cast_to=object, options=options
+        )
+        return parse(data)
+
+
+def get_json(
+    client: openai.OpenAI,
+    path: str,
+    options: openai.RequestOptions,
+    parse: Callable[[Any], _T],
+) -> _T:
+    """``GET`` a path and return the response as ``parse`` reads it.
+
+    As :func:`post_json`, without a body (the catalog's ``/models``).
+    """
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        return parse(client.get(path, cast_to=object, options=options))
+
+
+async def aget_json(
+    client: openai.AsyncOpenAI,
+    path: str,
+    options: openai.RequestOptions,
+    parse: Callable[[Any], _T],
+) -> _T:
+    """Async :func:`get_json`, through an async client."""
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        return parse(await client.get(path, cast_to=object, options=options))
+
+
+def open_sse(
+    client: openai.OpenAI,
+    path: str,
+    body: Mapping[str, Any],
+    options: openai.RequestOptions,
+) -> openai.Stream[object]:
+    """``POST`` a JSON body and open the server-sent-event stream it answers with.
+
+    Only opening is translated here: the caller iterates the stream (decoded
+    events) inside its own ``translate_errors``, keeping the partial text.
+
+    Args:
+        client: The shared SDK client (its key is masked out of errors).
+        path: The path under the client's base URL, e.g. ``"/chat/completions"``.
+        body: The JSON body (with ``"stream": true``).
+        options: Per-request SDK options (``timeout``, ``max_retries``).
+
+    Returns:
+        The open stream; close it when done.
+
+    Raises:
+        HolySheepError: The request failed before the first event.
+    """
+    import openai  # noqa: PLC0415
+
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        return client.post(
+            path,
+            content=encode_body(body),
+            cast_to=object,
+            options=options,
+            stream=True,
+            stream_cls=openai.Stream[object],
+        )
+
+
+async def aopen_sse(
+    client: openai.AsyncOpenAI,
+    path: str,
+    body: Mapping[str, Any],
+    options: openai.RequestOptions,
+) -> openai.AsyncStream[object]:
+    """Async :func:`open_sse`, through an async client (``await stream.close()``)."""
+    import openai  # noqa: PLC0415
+
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    with translate_errors(client.api_key):
+        return await client.post(
+            path,
+            content=encode_body(body),
+            cast_to=object,
+            options=options,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+        )
