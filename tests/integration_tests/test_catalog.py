@@ -4,12 +4,12 @@ and did-you-mean on a chat 404."""
 import pytest
 
 from langchain_holysheep import ChatHolySheep
+from langchain_holysheep.catalog import alist_models, clear_model_cache, list_models
 from langchain_holysheep.errors import (
     HolySheepMissingAPIKeyError,
     HolySheepModelNotFoundError,
     HolySheepServerError,
 )
-from langchain_holysheep.models import alist_models, clear_model_cache, list_models
 from langchain_holysheep.testing import DEFAULT_MODELS, Fault
 
 KEY = "cr_catalog_test_key"

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from langchain_holysheep import ChatHolySheep
 from langchain_holysheep.callbacks import holysheep_usage
-from langchain_holysheep.models import list_models, suggest_models
+from langchain_holysheep.catalog import list_models, suggest_models
 
 DOCUMENTED_IDS = [
     "mistral-small-2603",

@@ -1,9 +1,16 @@
-"""Did-you-mean suggestions and the model-not-found error (no sockets)."""
+"""The catalog's pure parts: did-you-mean, the model-not-found error, the old name.
+
+No sockets (fetching and caching are tested against the offline gateway in
+``tests/integration_tests/test_catalog.py``).
+"""
+
+import importlib
 
 import pytest
 
+from langchain_holysheep import catalog
+from langchain_holysheep.catalog import model_not_found_error, suggest_models
 from langchain_holysheep.errors import HolySheepError, HolySheepModelNotFoundError
-from langchain_holysheep.models import model_not_found_error, suggest_models
 
 SERVED = [
     "mistral-small-2603",
@@ -76,3 +83,14 @@ def test_error_with_no_close_id_says_how_to_list_them():
     assert error.suggestions == ()
     assert "5 models" in str(error)
     assert "list_models()" in str(error)
+
+
+def test_the_old_module_name_still_imports_the_same_catalog():
+    old = importlib.import_module("langchain_holysheep.models")
+    assert old.__all__
+    assert set(old.__all__) <= set(catalog.__all__)
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(catalog, name)
+    from langchain_holysheep.models import list_models  # the documented old import
+
+    assert list_models is catalog.list_models
