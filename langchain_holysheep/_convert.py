@@ -2,6 +2,8 @@
 
 No client, no I/O, no ``self``: every function takes plain data and returns plain
 data (or LangChain message objects), so each edge case is a one-line table test.
+:func:`build_request` assembles a whole chat request body and applies the
+model's request rules (from the capability table) before anything is sent.
 The stream converter keeps its running state in :class:`StreamState`, shared by
 the sync and async stream loops.
 """
@@ -36,13 +38,18 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Container, Mapping, Sequence
+
+    from langchain_holysheep._profiles import Capabilities
+    from langchain_holysheep.errors import HolySheepInputError
 
 __all__ = [
     "PROVIDER",
     "StreamState",
+    "build_request",
     "completion_to_result",
     "encode_body",
+    "input_error",
     "message_to_dict",
     "messages_to_dicts",
     "usage_to_metadata",
@@ -60,10 +67,25 @@ _PASSTHROUGH_PART_TYPES: Final = frozenset(
 )
 
 
-def _input_error(message: str) -> NoReturn:
+def input_error(message: str) -> HolySheepInputError:
+    """A ``HolySheepInputError`` to raise: a request refused before it is sent.
+
+    The package's one way to build it without importing ``openai`` (which the
+    error tree needs) until something is actually refused.
+
+    Args:
+        message: What is wrong and how to fix it.
+
+    Returns:
+        The error (the caller raises it, ``from`` a cause where there is one).
+    """
     from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
 
-    raise HolySheepInputError(message)
+    return HolySheepInputError(message)
+
+
+def _input_error(message: str) -> NoReturn:
+    raise input_error(message)
 
 
 def _response_error(message: str, body: object) -> NoReturn:
@@ -323,6 +345,82 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return text.encode()
 
 
+def build_request(
+    params: Mapping[str, Any],
+    call_kwargs: dict[str, Any],
+    messages: Sequence[BaseMessage],
+    capabilities: Callable[[object], Capabilities | None],
+    *,
+    stream: bool,
+    stop: list[str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    stream_usage: bool = True,
+    no_stream_options: Container[str] = (),
+) -> dict[str, Any]:
+    """Build a chat request body and check it against the model's rules.
+
+    The body is the model's parameters, then the per-call ones, then the
+    conversation, then ``extra_body`` (the model's, then the call's), so a
+    per-call value wins and ``extra_body`` has the last word.
+
+    Args:
+        params: The model's own request parameters (``"model"`` included).
+        call_kwargs: The per-call parameters. ``extra_body``, ``stream_usage``
+            and ``stream`` are taken out of it (it is the call's own dict).
+        messages: The conversation.
+        capabilities: Looks a model id up in the capability table (see
+            :func:`~langchain_holysheep._profiles.get_capabilities`); the
+            body's model (a per-call one wins) decides whether reasoning is
+            echoed, tool call ids are shortened, and ``temperature`` may go
+            with ``top_p``.
+        stream: Build a streaming request (``stream`` and, with
+            ``stream_usage``, ``stream_options.include_usage``).
+        stop: Stop sequences of the call (they replace the model's).
+        extra_body: The model's extra JSON fields.
+        stream_usage: The model's default for asking a stream for its usage.
+        no_stream_options: Model ids whose gateway rejected ``stream_options``
+            (never sent to them again).
+
+    Returns:
+        The JSON body, ready for :func:`encode_body`.
+
+    Raises:
+        HolySheepInputError: Before anything is sent: ``n > 1`` on a stream,
+            both ``temperature`` and ``top_p`` for a model that takes only
+            one, or a message that cannot be sent.
+    """
+    extra = {**(extra_body or {}), **(call_kwargs.pop("extra_body", None) or {})}
+    stream_usage = call_kwargs.pop("stream_usage", stream_usage)
+    call_kwargs.pop("stream", None)
+    body = {**params, **call_kwargs}
+    if stop is not None:
+        body["stop"] = stop
+    if stream:
+        if (body.get("n") or 1) > 1:
+            _input_error("n > 1 cannot be streamed; call invoke() for several choices.")
+        body["stream"] = True
+        if stream_usage and body["model"] not in no_stream_options:
+            body["stream_options"] = {"include_usage": True}
+    # The model's own rules; an unknown model has none (sent as asked).
+    known = capabilities(body["model"])
+    body["messages"] = messages_to_dicts(
+        messages,
+        echo_reasoning=known is not None and known.echo_reasoning,
+        short_tool_call_ids=known is not None and known.short_tool_call_ids,
+    )
+    body.update(extra)
+    if (
+        known is not None
+        and known.one_sampling_parameter
+        and None not in (body.get("temperature"), body.get("top_p"))
+    ):
+        _input_error(
+            f"{body['model']} does not accept temperature and top_p in the same "
+            "request (its API answers 400). Set only one of them."
+        )
+    return body
+
+
 # --------------------------------------------------------------------------- #
 # Response -> LangChain messages
 # --------------------------------------------------------------------------- #
@@ -534,8 +632,8 @@ class StreamState:
 
     Feed each decoded SSE payload to :meth:`feed`; it returns the chunk to yield
     (or ``None`` for chunks that carry nothing, such as the role preamble). At the
-    end, :meth:`finish` returns the final chunk with the finish reason, usage and
-    response metadata, or reports the stream as truncated.
+    end, :meth:`last_chunk` returns the final chunk with the finish reason, usage
+    and response metadata, or reports the stream as truncated.
     """
 
     __slots__ = (
@@ -630,6 +728,32 @@ class StreamState:
     def complete(self) -> bool:
         """Whether the stream reported how it finished (a finish reason)."""
         return self.finish_reason is not None
+
+    def last_chunk(self, request: Any) -> ChatGenerationChunk:
+        """:meth:`finish` a stream the model completed; report one that was cut.
+
+        Args:
+            request: The stream's HTTP request (the error carries it).
+
+        Returns:
+            The final chunk (see :meth:`finish`).
+
+        Raises:
+            HolySheepTruncatedStreamError: No ``finish_reason`` arrived; the
+                text received so far is on the error as ``partial_text``.
+        """
+        if not self.complete:
+            from langchain_holysheep.errors import (  # noqa: PLC0415
+                HolySheepTruncatedStreamError,
+            )
+
+            msg = (
+                "The stream ended before the model finished (no finish_reason): "
+                f"{len(self.partial_text())} characters were received and are kept "
+                "in error.partial_text. Retry the request."
+            )
+            raise HolySheepTruncatedStreamError(msg, request, body=None)
+        return self.finish()
 
     def finish(self) -> ChatGenerationChunk:
         """Return the final chunk carrying finish reason, usage and metadata.

@@ -27,20 +27,16 @@ from langchain_holysheep._client import (
 from langchain_holysheep._convert import (
     PROVIDER,
     StreamState,
+    build_request,
     completion_to_result,
-    encode_body,
-    messages_to_dicts,
 )
-from langchain_holysheep._settings import (
-    DEFAULT_BASE_URL,
-    GatewaySettings,
-    sdk_timeout,
-)
+from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
+from langchain_holysheep._profiles import get_capabilities
+from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-    import openai
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
@@ -77,10 +73,8 @@ _API_PARAMS: Final = (
     "reasoning_effort",
 )
 # Gateways that reject ``stream_options`` (some Mistral and Azure-backed routes)
-# are remembered per (base_url, model) for the life of the process.
-_STREAM_OPTIONS_REJECTED: set[tuple[str, str]] = set()
-# A catalog fetched only to enrich a 404 must answer fast, or not at all.
-_QUICK_CATALOG_TIMEOUT: Final = 3.0
+# are remembered for the life of the process: base_url -> the models it refused.
+_STREAM_OPTIONS_REJECTED: dict[str, set[str]] = {}
 _logger = logging.getLogger(__name__)
 _F = TypeVar("_F", bound="Callable[..., Any]")
 
@@ -160,6 +154,15 @@ def _signature_computed_once(method: _F) -> _F:
     """
     setattr(method, "__signature__", inspect.signature(method))  # noqa: B010 (mypy)
     return method
+
+
+def _timed_result(data: object) -> tuple[float, ChatResult]:
+    """When the response arrived, then its parsed result.
+
+    ``post_json`` calls it inside the error translation, so a response error
+    is masked like any other.
+    """
+    return perf_counter(), completion_to_result(data)
 
 
 def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool:
@@ -1030,20 +1033,14 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=False)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        self._validate_model_id(config, body["model"])
+        self._ensure_served(config, body["model"])
         start = perf_counter()
         try:
-            with self._translate_errors():
-                data = client.post(
-                    _CHAT_PATH,
-                    content=encode_body(body),
-                    cast_to=object,
-                    options=self._request_options(),
-                )
-                end = perf_counter()
-                result = completion_to_result(data)
+            end, result = post_json(
+                client, _CHAT_PATH, body, self._request_options(), _timed_result
+            )
         except Exception as error:
-            self._raise_with_suggestions(error, config, body["model"])
+            self._enrich_not_found(error, config, body["model"])
             raise
         _add_call_metadata(result.generations, body["model"], start, None, end)
         return result
@@ -1059,20 +1056,14 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=False)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        await self._avalidate_model_id(config, body["model"])
+        await self._aensure_served(config, body["model"])
         start = perf_counter()
         try:
-            with self._translate_errors():
-                data = await client.post(
-                    _CHAT_PATH,
-                    content=encode_body(body),
-                    cast_to=object,
-                    options=self._request_options(),
-                )
-                end = perf_counter()
-                result = completion_to_result(data)
+            end, result = await apost_json(
+                client, _CHAT_PATH, body, self._request_options(), _timed_result
+            )
         except Exception as error:
-            await self._araise_with_suggestions(error, config, body["model"])
+            await self._aenrich_not_found(error, config, body["model"])
             raise
         _add_call_metadata(result.generations, body["model"], start, None, end)
         return result
@@ -1087,15 +1078,15 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        self._validate_model_id(config, body["model"])
+        self._ensure_served(config, body["model"])
         start = perf_counter()
         try:
-            stream = self._open_stream(client, body)
+            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
         except Exception as error:
             if not self._retry_without_stream_options(error, body):
-                self._raise_with_suggestions(error, config, body["model"])
+                self._enrich_not_found(error, config, body["model"])
                 raise
-            stream = self._open_stream(client, body)
+            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
         state = StreamState()
         first: float | None = None
         with closing(stream), self._translate_errors(partial=state.partial_text):
@@ -1106,7 +1097,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            final = self._finish_stream(state, stream.response.request)
+            final = state.last_chunk(stream.response.request)
             _add_call_metadata([final], body["model"], start, first, perf_counter())
             yield final
 
@@ -1120,15 +1111,15 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        await self._avalidate_model_id(config, body["model"])
+        await self._aensure_served(config, body["model"])
         start = perf_counter()
         try:
-            stream = await self._aopen_stream(client, body)
+            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
         except Exception as error:
             if not self._retry_without_stream_options(error, body):
-                await self._araise_with_suggestions(error, config, body["model"])
+                await self._aenrich_not_found(error, config, body["model"])
                 raise
-            stream = await self._aopen_stream(client, body)
+            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
         state = StreamState()
         first: float | None = None
         try:
@@ -1140,7 +1131,7 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                         if run_manager:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
-                final = self._finish_stream(state, stream.response.request)
+                final = state.last_chunk(stream.response.request)
                 _add_call_metadata([final], body["model"], start, first, perf_counter())
                 yield final
         finally:
@@ -1186,74 +1177,18 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         *,
         stream: bool,
     ) -> dict[str, Any]:
-        """Build the JSON body: instance params, then per-call ones, then extra_body."""
-        extra_body = {
-            **(self.extra_body or {}),
-            **(kwargs.pop("extra_body", None) or {}),
-        }
-        stream_usage = kwargs.pop("stream_usage", self.stream_usage)
-        kwargs.pop("stream", None)
-        body = {**self._default_params, **kwargs}
-        if stop is not None:
-            body["stop"] = stop
-        if stream:
-            if (body.get("n") or 1) > 1:
-                msg = "n > 1 cannot be streamed; call invoke() for several choices."
-                raise self._input_error(msg)
-            body["stream"] = True
-            if stream_usage and (self.base_url, body["model"]) not in (
-                _STREAM_OPTIONS_REJECTED
-            ):
-                body["stream_options"] = {"include_usage": True}
-        from langchain_holysheep._profiles import get_capabilities  # noqa: PLC0415
-
-        # The model's own rules; an unknown model has none (sent as asked).
-        known = get_capabilities(body["model"])
-        body["messages"] = messages_to_dicts(
+        """The JSON body (see ``_convert.build_request``), checked for the model."""
+        return build_request(
+            self._default_params,
+            kwargs,
             messages,
-            echo_reasoning=known is not None and known.echo_reasoning,
-            short_tool_call_ids=known is not None and known.short_tool_call_ids,
+            get_capabilities,
+            stream=stream,
+            stop=stop,
+            extra_body=self.extra_body,
+            stream_usage=self.stream_usage,
+            no_stream_options=_STREAM_OPTIONS_REJECTED.get(self.base_url, ()),
         )
-        body.update(extra_body)
-        if (
-            known is not None
-            and known.one_sampling_parameter
-            and None not in (body.get("temperature"), body.get("top_p"))
-        ):
-            msg = (
-                f"{body['model']} does not accept temperature and top_p in the same "
-                "request (its API answers 400). Set only one of them."
-            )
-            raise self._input_error(msg)
-        return body
-
-    def _open_stream(self, client: openai.OpenAI, body: dict[str, Any]) -> Any:
-        import openai  # noqa: PLC0415
-
-        with self._translate_errors():
-            return client.post(
-                _CHAT_PATH,
-                content=encode_body(body),
-                cast_to=object,
-                options=self._request_options(),
-                stream=True,
-                stream_cls=openai.Stream[object],
-            )
-
-    async def _aopen_stream(
-        self, client: openai.AsyncOpenAI, body: dict[str, Any]
-    ) -> Any:
-        import openai  # noqa: PLC0415
-
-        with self._translate_errors():
-            return await client.post(
-                _CHAT_PATH,
-                content=encode_body(body),
-                cast_to=object,
-                options=self._request_options(),
-                stream=True,
-                stream_cls=openai.AsyncStream[object],
-            )
 
     def _retry_without_stream_options(
         self, error: Exception, body: dict[str, Any]
@@ -1266,118 +1201,52 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         ):
             return False
         del body["stream_options"]
-        _STREAM_OPTIONS_REJECTED.add((self.base_url, body["model"]))
+        _STREAM_OPTIONS_REJECTED.setdefault(self.base_url, set()).add(body["model"])
         return True
 
-    def _finish_stream(self, state: StreamState, request: Any) -> ChatGenerationChunk:
-        if not state.complete:
-            from langchain_holysheep.errors import (  # noqa: PLC0415
-                HolySheepTruncatedStreamError,
-            )
+    # ----------------------------------- model catalog: validation, did-you-mean
+    def _ensure_served(self, config: ClientConfig, model: str) -> None:
+        """``validate_model=True``: refuse an id the catalog does not list (once)."""
+        if self.validate_model and model not in self._validated_models:
+            from langchain_holysheep.catalog import ensure_served  # noqa: PLC0415
 
-            msg = (
-                "The stream ended before the model finished (no finish_reason): "
-                f"{len(state.partial_text())} characters were received and are kept in "
-                "error.partial_text. Retry the request."
-            )
-            raise HolySheepTruncatedStreamError(msg, request, body=None)
-        return state.finish()
+            options = self._request_options()
+            ensure_served(config, model, options=options, base_url=self.base_url)
+            self._validated_models.add(model)
 
-    # ------------------------------------- model catalog: validation, did-you-mean
-    def _catalog_options(self, *, quick: bool) -> openai.RequestOptions:
-        """Options for ``GET /models``; ``quick`` when it only enriches an error."""
-        if not quick:
-            return self._request_options()
-        return {
-            "timeout": sdk_timeout(
-                min(self.timeout, _QUICK_CATALOG_TIMEOUT),
-                min(self.connect_timeout, _QUICK_CATALOG_TIMEOUT),
-            ),
-            "max_retries": 0,
-        }
+    async def _aensure_served(self, config: ClientConfig, model: str) -> None:
+        """Async :meth:`_ensure_served`."""
+        if self.validate_model and model not in self._validated_models:
+            from langchain_holysheep.catalog import aensure_served  # noqa: PLC0415
 
-    def _needs_validation(self, model: str) -> bool:
-        return self.validate_model and model not in self._validated_models
+            options = self._request_options()
+            await aensure_served(config, model, options=options, base_url=self.base_url)
+            self._validated_models.add(model)
 
-    def _validate_model_id(self, config: ClientConfig, model: str) -> None:
-        """``validate_model=True``: refuse an id the catalog does not list."""
-        if not self._needs_validation(model):
-            return
-        from langchain_holysheep.models import (  # noqa: PLC0415
-            model_ids_for_config,
-            model_not_found_error,
-        )
-
-        ids = model_ids_for_config(config, options=self._catalog_options(quick=False))
-        if model not in ids:
-            raise model_not_found_error(model, ids, base_url=self.base_url)
-        self._validated_models.add(model)
-
-    async def _avalidate_model_id(self, config: ClientConfig, model: str) -> None:
-        """Async :meth:`_validate_model_id`."""
-        if not self._needs_validation(model):
-            return
-        from langchain_holysheep.models import (  # noqa: PLC0415
-            amodel_ids_for_config,
-            model_not_found_error,
-        )
-
-        ids = await amodel_ids_for_config(
-            config, options=self._catalog_options(quick=False)
-        )
-        if model not in ids:
-            raise model_not_found_error(model, ids, base_url=self.base_url)
-        self._validated_models.add(model)
-
-    def _raise_with_suggestions(
+    def _enrich_not_found(
         self, error: Exception, config: ClientConfig, model: str
     ) -> None:
-        """Re-raise a chat 404 for an unknown model with the catalog's suggestions.
+        """Re-raise a 404 for an unknown model with suggestions (``catalog``)."""
+        from langchain_holysheep.catalog import enrich_not_found  # noqa: PLC0415
 
-        Returns (so the caller re-raises ``error`` unchanged) unless ``error`` is
-        a model-not-found error, the catalog answers quickly, and it does not
-        list ``model``.
-        """
-        from langchain_holysheep.errors import (  # noqa: PLC0415
-            HolySheepError,
-            HolySheepModelNotFoundError,
-        )
-        from langchain_holysheep.models import (  # noqa: PLC0415
-            model_ids_for_config,
-            model_not_found_error,
+        enrich_not_found(
+            error,
+            config,
+            model,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
         )
 
-        if not isinstance(error, HolySheepModelNotFoundError) or error.suggestions:
-            return
-        try:
-            ids = model_ids_for_config(
-                config, options=self._catalog_options(quick=True)
-            )
-        except HolySheepError:
-            return
-        if model not in ids:
-            raise model_not_found_error(model, ids, error) from error
-
-    async def _araise_with_suggestions(
+    async def _aenrich_not_found(
         self, error: Exception, config: ClientConfig, model: str
     ) -> None:
-        """Async :meth:`_raise_with_suggestions`."""
-        from langchain_holysheep.errors import (  # noqa: PLC0415
-            HolySheepError,
-            HolySheepModelNotFoundError,
-        )
-        from langchain_holysheep.models import (  # noqa: PLC0415
-            amodel_ids_for_config,
-            model_not_found_error,
-        )
+        """Async :meth:`_enrich_not_found`."""
+        from langchain_holysheep.catalog import aenrich_not_found  # noqa: PLC0415
 
-        if not isinstance(error, HolySheepModelNotFoundError) or error.suggestions:
-            return
-        try:
-            ids = await amodel_ids_for_config(
-                config, options=self._catalog_options(quick=True)
-            )
-        except HolySheepError:
-            return
-        if model not in ids:
-            raise model_not_found_error(model, ids, error) from error
+        await aenrich_not_found(
+            error,
+            config,
+            model,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+        )
