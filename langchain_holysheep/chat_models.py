@@ -517,11 +517,11 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         )
 
     # ---- tools and structured output
-    # Capabilities come from ``_profiles`` (exact model ids). Known models get
-    # clear errors, before any request, for what they cannot do; unknown models
-    # get the request as asked. ``strict`` policy: ``strict=True`` on a model
-    # known not to honour it raises (a guarantee is never silently dropped);
-    # ``strict=False`` is sent only where ``strict`` is understood.
+    # The rules live in ``_tools`` (tools, tool_choice, response_format, the
+    # strict policy) and ``_structured`` (the method per model, the runnable and
+    # its checks), checked against ``_profiles``: known models get clear errors,
+    # before any request, for what they cannot do; unknown models get the
+    # request as asked.
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The profile of a model the gateway serves (``None`` if unknown)."""
@@ -569,39 +569,19 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
                 converted, a bad ``tool_choice``, or a form the model does not
                 support.
         """
-        from langchain_holysheep._profiles import get_capabilities  # noqa: PLC0415
+        from langchain_holysheep._tools import tool_kwargs  # noqa: PLC0415
 
         model = kwargs.get("model", self.model_name)
-        capabilities = get_capabilities(model)
-        if capabilities is not None and tools and not capabilities.tool_calling:
-            raise self._input_error(f"Model {model!r} does not support tool calling.")
-        formatted = [self._format_tool(t, strict, model) for t in tools]
-        names = [t["function"]["name"] for t in formatted]
-        choice = self._tool_choice(tool_choice, names)
-        if choice is not None:
-            if (
-                capabilities is not None
-                and not capabilities.tool_choice
-                and choice not in {"auto", "none"}
-            ):
-                raise self._input_error(
-                    f"Model {model!r} cannot be forced to call a tool "
-                    f"(tool_choice={tool_choice!r}). Leave tool_choice unset."
-                )
-            kwargs["tool_choice"] = choice
-        if parallel_tool_calls is not None:
-            if capabilities is not None and not capabilities.parallel_tool_calls:
-                raise self._input_error(
-                    f"Model {model!r} does not accept parallel_tool_calls; leave "
-                    "it unset (tool results can still be handled one by one)."
-                )
-            kwargs["parallel_tool_calls"] = parallel_tool_calls
-        if response_format is not None:
-            kwargs["response_format"] = self._response_format(
-                response_format, None, model
+        kwargs.update(
+            tool_kwargs(
+                tools,
+                model,
+                tool_choice=tool_choice,
+                strict=strict,
+                parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format,
             )
-        if formatted:
-            kwargs["tools"] = formatted
+        )
         return self.bind(**kwargs)
 
     def with_structured_output(
@@ -646,380 +626,19 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         tool call or is not valid JSON (never a silent ``None``); with
         ``include_raw=True`` both go to ``parsing_error``.
         """
-        from langchain_core.output_parsers import (  # noqa: PLC0415
-            JsonOutputKeyToolsParser,
-            JsonOutputParser,
-            PydanticOutputParser,
-            PydanticToolsParser,
-        )
-        from langchain_core.utils.pydantic import is_basemodel_subclass  # noqa: PLC0415
-
-        from langchain_holysheep._profiles import (  # noqa: PLC0415
-            default_structured_output_method,
-            get_capabilities,
+        from langchain_holysheep._structured import (  # noqa: PLC0415
+            structured_output,
         )
 
-        model = kwargs.get("model", self.model_name)
-        chosen = method or default_structured_output_method(model)
-        if chosen not in {"json_schema", "function_calling", "json_mode"}:
-            raise self._input_error(
-                f"Unknown method {method!r}: use 'json_schema', "
-                "'function_calling' or 'json_mode' (or leave it unset)."
-            )
-        capabilities = get_capabilities(model)
-        if (
-            capabilities is not None
-            and chosen not in capabilities.structured_output_methods
-        ):
-            supported = sorted(capabilities.structured_output_methods)
-            raise self._input_error(
-                f"Model {model!r} does not support method={chosen!r}; use one of "
-                f"{supported}, or leave method unset to pick the best one."
-            )
-        if strict is not None and chosen == "json_mode":
-            raise self._input_error("strict cannot be used with method='json_mode'.")
-        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        trace = {"kwargs": {"method": chosen, "strict": strict}, "schema": schema}
-        parser: Runnable[Any, Any]
-        tool_name = None
-        if chosen == "function_calling":
-            if schema is None:
-                raise self._input_error("method='function_calling' needs a schema.")
-            tool_name = self._format_tool(schema, None, model)["function"]["name"]
-            if capabilities is not None and capabilities.parallel_tool_calls:
-                kwargs["parallel_tool_calls"] = False
-            llm = self.bind_tools(
-                [schema],
-                tool_choice=tool_name,
-                strict=strict,
-                ls_structured_output_format=trace,
-                **kwargs,
-            )
-            parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
-                if is_pydantic
-                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
-            )
-        else:
-            if chosen == "json_schema":
-                if schema is None:
-                    raise self._input_error("method='json_schema' needs a schema.")
-                kwargs["response_format"] = self._response_format(schema, strict, model)
-            else:
-                kwargs["response_format"] = {"type": "json_object"}
-            llm = self.bind(ls_structured_output_format=trace, **kwargs)
-            parser = (
-                PydanticOutputParser(pydantic_object=schema)
-                if is_pydantic
-                else JsonOutputParser()
-            )
-        checked = self._structured_output_check(tool_name, parser) | parser
-        if not include_raw:
-            return llm | checked
-        from operator import itemgetter  # noqa: PLC0415
-
-        from langchain_core.runnables import (  # noqa: PLC0415
-            RunnableMap,
-            RunnablePassthrough,
+        return structured_output(
+            self,
+            kwargs.get("model", self.model_name),
+            schema,
+            method=method,
+            include_raw=include_raw,
+            strict=strict,
+            bind_kwargs=kwargs,
         )
-
-        parsed = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | checked, parsing_error=lambda _: None
-        )
-        unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parsed.with_fallbacks(
-            [unparsed], exception_key="parsing_error"
-        )
-
-    @staticmethod
-    def _input_error(message: str) -> Exception:
-        """A ``HolySheepInputError`` to raise (caught before any request)."""
-        from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
-
-        return HolySheepInputError(message)
-
-    @classmethod
-    def _format_tool(
-        cls,
-        tool: dict[str, Any] | type | Callable[..., Any] | BaseTool,
-        strict: bool | None,
-        model: object,
-    ) -> dict[str, Any]:
-        """One tool as a chat-completions function tool, ``strict`` applied."""
-        from langchain_core.utils.function_calling import (  # noqa: PLC0415
-            convert_to_openai_tool,
-        )
-
-        from langchain_holysheep._profiles import get_capabilities  # noqa: PLC0415
-
-        try:
-            spec = convert_to_openai_tool(tool, strict=strict)
-        except Exception as error:  # core raises several types
-            raise cls._input_error(
-                f"Cannot use {tool!r} as a tool: {error}. Pass a BaseTool, a "
-                "function with a docstring, a pydantic class, a TypedDict or an "
-                "OpenAI function schema with a name."
-            ) from error
-        if spec.get("type") != "function":
-            raise cls._input_error(
-                f"Tool {tool!r} is a provider built-in ({spec.get('type')!r}); "
-                "only function tools work through the gateway."
-            )
-        function = spec.get("function")
-        if function is None:  # Responses-API style: the function fields inline
-            function = {k: v for k, v in spec.items() if k != "type"}
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise cls._input_error(f"Tool {tool!r} has no function name.")
-        function = dict(function)
-        given = function.pop("strict", None)
-        wanted = given if strict is None else strict
-        capabilities = get_capabilities(model)
-        supported = capabilities is None or capabilities.strict_tools
-        if wanted is True and not supported:
-            raise cls._input_error(
-                f"Model {model!r} does not support strict tool schemas; remove "
-                "strict=True (tool arguments are still validated by LangChain)."
-            )
-        if isinstance(wanted, bool) and supported:
-            function["strict"] = wanted
-            if wanted and "parameters" in function:
-                function["parameters"] = cls._closed_schema(function["parameters"])
-        return {"type": "function", "function": function}
-
-    @classmethod
-    def _tool_choice(
-        cls, choice: dict[str, Any] | str | bool | None, names: list[str]
-    ) -> dict[str, Any] | str | None:
-        """Normalize ``tool_choice`` to the wire form, or raise on a bad one."""
-        if choice is None or choice is False:
-            return None
-        if not names:
-            raise cls._input_error(f"tool_choice={choice!r} needs at least one tool.")
-        if choice is True:
-            if len(names) != 1:
-                raise cls._input_error(
-                    f"tool_choice=True names no tool among {names}; pass a tool "
-                    "name, or 'required' to force any of them."
-                )
-            choice = names[0]
-        if isinstance(choice, dict):
-            choice = cls._named_tool_choice(choice, names)
-        if not isinstance(choice, str):
-            raise cls._input_error(
-                f"tool_choice must be a string, a bool or a dict, not {choice!r}."
-            )
-        if choice in names:
-            return {"type": "function", "function": {"name": choice}}
-        if choice in {"auto", "none", "required"}:
-            return choice
-        if choice == "any":  # LangChain's name for "required"
-            return "required"
-        raise cls._input_error(
-            f"tool_choice={choice!r} is neither 'auto', 'none', 'required', "
-            f"'any' nor a bound tool name ({names})."
-        )
-
-    @classmethod
-    def _named_tool_choice(cls, choice: dict[str, Any], names: list[str]) -> str:
-        """The tool name of an OpenAI-style ``tool_choice`` dict."""
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if choice.get("type") != "function" or not isinstance(name, str):
-            raise cls._input_error(
-                f"tool_choice={choice!r} is not of the form "
-                "{'type': 'function', 'function': {'name': ...}}."
-            )
-        if name not in names:
-            raise cls._input_error(f"tool_choice names {name!r}, not one of {names}.")
-        return name
-
-    @classmethod
-    def _response_format(
-        cls, schema: dict[str, Any] | type, strict: bool | None, model: object
-    ) -> dict[str, Any]:
-        """A ``json_schema``/``json_object`` response format, checked for ``model``."""
-        from langchain_holysheep._profiles import get_capabilities  # noqa: PLC0415
-
-        capabilities = get_capabilities(model)
-        if isinstance(schema, dict) and schema.get("type") in {"json_object", "text"}:
-            if (
-                schema["type"] == "json_object"
-                and capabilities is not None
-                and "json_mode" not in capabilities.structured_output_methods
-            ):
-                raise cls._input_error(f"Model {model!r} does not support JSON mode.")
-            return dict(schema)
-        if capabilities is not None and (
-            "json_schema" not in capabilities.structured_output_methods
-        ):
-            raise cls._input_error(
-                f"Model {model!r} does not accept a JSON-schema response_format; "
-                "use method='function_calling' (or leave method unset)."
-            )
-        json_schema = cls._json_schema_of(schema)
-        given = json_schema.pop("strict", None)
-        wanted = given if strict is None else strict
-        supported = capabilities is None or capabilities.strict_json_schema
-        if wanted is True and not supported:
-            raise cls._input_error(
-                f"Model {model!r} does not support strict JSON schemas; remove "
-                "strict=True."
-            )
-        if wanted is None and capabilities is not None and supported:
-            wanted = cls._strict_compatible(json_schema.get("schema"))
-        if isinstance(wanted, bool) and supported:
-            json_schema["strict"] = wanted
-            if wanted:
-                json_schema["schema"] = cls._closed_schema(json_schema["schema"])
-        return {"type": "json_schema", "json_schema": json_schema}
-
-    @classmethod
-    def _json_schema_of(cls, schema: dict[str, Any] | type) -> dict[str, Any]:
-        """The ``json_schema`` member of a response format (``strict`` as given)."""
-        from langchain_core.utils.function_calling import (  # noqa: PLC0415
-            convert_to_openai_function,
-        )
-
-        if isinstance(schema, dict) and schema.get("type") == "json_schema":
-            return dict(schema.get("json_schema") or {})
-        if isinstance(schema, dict) and "name" in schema and "schema" in schema:
-            return dict(schema)
-        try:
-            function = convert_to_openai_function(schema)
-        except Exception as error:  # core raises several types
-            raise cls._input_error(
-                f"Cannot use {schema!r} as an output schema: {error}. Pass a "
-                "pydantic class, a TypedDict or a JSON schema with a title."
-            ) from error
-        json_schema: dict[str, Any] = {"name": function["name"]}
-        if function.get("description"):
-            json_schema["description"] = function["description"]
-        json_schema["schema"] = function.get("parameters") or {"type": "object"}
-        return json_schema
-
-    @classmethod
-    def _strict_compatible(cls, schema: object) -> bool:
-        """Whether strict mode accepts ``schema`` (every property required)."""
-        if isinstance(schema, list):
-            return all(cls._strict_compatible(item) for item in schema)
-        if not isinstance(schema, dict):
-            return True
-        properties = schema.get("properties")
-        if isinstance(properties, dict) and set(properties) - set(
-            schema.get("required") or ()
-        ):
-            return False
-        return all(cls._strict_compatible(value) for value in schema.values())
-
-    @classmethod
-    def _closed_schema(cls, schema: Any) -> Any:
-        """Add ``additionalProperties: false`` to every object (strict needs it)."""
-        if isinstance(schema, list):
-            return [cls._closed_schema(item) for item in schema]
-        if not isinstance(schema, dict):
-            return schema
-        closed = {key: cls._closed_schema(value) for key, value in schema.items()}
-        if "properties" in closed and "additionalProperties" not in closed:
-            closed["additionalProperties"] = False
-        return closed
-
-    @staticmethod
-    def _raise_on_refusal(message: BaseMessage) -> None:
-        """Raise ``ModelRefusalError`` if the model refused or was filtered."""
-        from langchain_core.exceptions import ModelRefusalError  # noqa: PLC0415
-
-        refusal = message.additional_kwargs.get("refusal")
-        if refusal:
-            msg = f"The model refused: {refusal}"
-            raise ModelRefusalError(msg, raw_message=message)
-        if message.response_metadata.get("finish_reason") == "content_filter":
-            msg = "The answer was stopped by the provider's content filter."
-            raise ModelRefusalError(msg, raw_message=message)
-
-    @classmethod
-    def _check_structured_message(
-        cls, message: BaseMessage, tool_name: str | None
-    ) -> None:
-        """Raise unless ``message`` holds the structured output (whole message)."""
-        import json  # noqa: PLC0415
-
-        from langchain_core.exceptions import OutputParserException  # noqa: PLC0415
-        from langchain_core.utils.json import parse_json_markdown  # noqa: PLC0415
-
-        cls._raise_on_refusal(message)
-        text = message.text
-        if tool_name is None:
-            try:
-                parse_json_markdown(text)
-            except ValueError as error:
-                msg = f"The model's answer is not valid JSON ({error}): {text[:300]!r}"
-                raise OutputParserException(msg, llm_output=text) from error
-            return
-        for piece in getattr(message, "tool_call_chunks", ()):
-            # Streamed arguments are parsed leniently (partial JSON is closed),
-            # so check the finished argument string strictly.
-            if piece.get("name") == tool_name and piece.get("args"):
-                try:
-                    json.loads(piece["args"])
-                except ValueError as error:
-                    msg = (
-                        f"The model called {tool_name!r} with arguments that are "
-                        f"not valid JSON ({error}): {piece['args']!r}"
-                    )
-                    raise OutputParserException(
-                        msg, llm_output=piece["args"]
-                    ) from error
-        if any(c["name"] == tool_name for c in getattr(message, "tool_calls", ())):
-            return
-        for bad in getattr(message, "invalid_tool_calls", ()):
-            if bad.get("name") in {tool_name, None}:
-                msg = (
-                    f"The model called {tool_name!r} with arguments that are not "
-                    f"valid JSON: {bad.get('args')!r}"
-                )
-                raise OutputParserException(msg, llm_output=bad.get("args") or "")
-        msg = (
-            f"The model answered without calling {tool_name!r}, so there is no "
-            f"structured output. Its answer: {text[:300]!r}"
-        )
-        raise OutputParserException(msg, llm_output=text)
-
-    @classmethod
-    def _structured_output_check(
-        cls, tool_name: str | None, parser: Runnable[Any, Any]
-    ) -> Runnable[Any, Any]:
-        """Pass messages through; raise on a refusal or on unusable output.
-
-        Chunks flow on as they arrive (structured output still streams) until
-        a refusal starts, which is collected whole; the whole message is
-        checked at the end, so a refusal, a missing tool call or invalid JSON
-        is an error, never a silent ``None``.
-        """
-        from langchain_core.runnables import RunnableGenerator  # noqa: PLC0415
-
-        def transform(messages: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
-            whole: Any = None
-            for message in messages:
-                whole = message if whole is None else whole + message
-                if not whole.additional_kwargs.get("refusal"):
-                    yield message
-            if whole is not None:
-                cls._check_structured_message(whole, tool_name)
-                parser.invoke(whole)  # a stream's parser only parses partially
-
-        async def atransform(
-            messages: AsyncIterator[BaseMessage],
-        ) -> AsyncIterator[BaseMessage]:
-            whole: Any = None
-            async for message in messages:
-                whole = message if whole is None else whole + message
-                if not whole.additional_kwargs.get("refusal"):
-                    yield message
-            if whole is not None:
-                cls._check_structured_message(whole, tool_name)
-                await parser.ainvoke(whole)
-
-        return RunnableGenerator(transform, atransform)
 
     # ----------------------------------------------------------- the calls
     @_signature_computed_once

@@ -1,5 +1,9 @@
 """Table tests for the pure conversions in ``_convert``."""
 
+from functools import reduce
+from operator import add
+from typing import Any
+
 import pytest
 from langchain_core.messages import (
     AIMessage,
@@ -472,3 +476,111 @@ def test_a_body_that_is_not_json_is_a_clear_input_error(value):
 
     with pytest.raises(HolySheepInputError, match="cannot be sent as JSON"):
         encode_body({"extra": value})
+
+
+# --------------------------------------------------------------------------- #
+# streamed tool-call deltas: index synthesis and invalid arguments
+# --------------------------------------------------------------------------- #
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def call(args: str, *, id_: str | None = None, name: str | None = None, index=None):
+    raw: dict[str, Any] = {"function": {"arguments": args}}
+    if name is not None:
+        raw["function"]["name"] = name
+    if id_ is not None:
+        raw["id"] = id_
+        raw["type"] = "function"
+    if index is not None:
+        raw["index"] = index
+    return {"tool_calls": [raw]}
+
+
+def aggregate(deltas: list[dict[str, Any]]) -> AIMessage:
+    state = StreamState()
+    chunks = [c for d in deltas if (c := state.feed(chunk(d))) is not None]
+    state.feed(chunk({}, "tool_calls"))
+    chunks.append(state.finish())
+    return reduce(add, chunks).message
+
+
+GEMINI_PARALLEL = [
+    call("", id_="a", name="multiply"),
+    call('{"a": 2,'),
+    call(' "b": 3}'),
+    call("", id_="b", name="get_time"),
+    call('{"city":'),
+    call(' "Paris"}'),
+]
+
+
+def test_deltas_without_index_are_split_by_id():
+    message = aggregate(GEMINI_PARALLEL)
+    assert [(c["name"], c["args"], c["id"]) for c in message.tool_calls] == [
+        ("multiply", {"a": 2, "b": 3}, "a"),
+        ("get_time", {"city": "Paris"}, "b"),
+    ]
+    assert message.invalid_tool_calls == []
+
+
+def test_whole_calls_without_index_each_get_their_own_index():
+    message = aggregate(
+        [
+            call('{"a": 1, "b": 2}', id_="x", name="multiply"),
+            call('{"a": 3, "b": 4}', id_="y", name="multiply"),
+        ]
+    )
+    assert [c["args"] for c in message.tool_calls] == [
+        {"a": 1, "b": 2},
+        {"a": 3, "b": 4},
+    ]
+
+
+def test_a_repeated_id_continues_its_call():
+    message = aggregate(
+        [
+            call('{"a":', id_="x", name="multiply"),
+            call(' 1, "b": 2}', id_="x"),
+        ]
+    )
+    assert [c["args"] for c in message.tool_calls] == [{"a": 1, "b": 2}]
+
+
+def test_explicit_indexes_are_kept():
+    message = aggregate(
+        [
+            call("", id_="a", name="multiply", index=0),
+            call("", id_="b", name="get_time", index=1),
+            call('{"a": 1, "b": 2}', index=0),
+            call('{"city": "Rome"}', index=1),
+        ]
+    )
+    assert [(c["id"], c["args"]) for c in message.tool_calls] == [
+        ("a", {"a": 1, "b": 2}),
+        ("b", {"city": "Rome"}),
+    ]
+
+
+def test_streamed_invalid_arguments_go_to_invalid_tool_calls():
+    message = aggregate(
+        [
+            call("", id_="a", name="multiply"),
+            call("not json at all"),
+            call('{"city": "Oslo"}', id_="b", name="get_time"),
+        ]
+    )
+    assert [c["id"] for c in message.tool_calls] == ["b"]
+    [bad] = message.invalid_tool_calls
+    assert (bad["id"], bad["name"], bad["args"]) == ("a", "multiply", "not json at all")
+
+
+def test_streamed_refusal_is_kept():
+    message = aggregate([{"refusal": "I can't "}, {"refusal": "do that."}])
+    assert message.additional_kwargs["refusal"] == "I can't do that."
