@@ -28,7 +28,8 @@ percentiles. The hot path only adds a call's tally and stores its latency under
 one lock; percentiles are computed by :meth:`HolySheepUsageTracker.snapshot`.
 """
 
-# LangChain fixes the callback signatures; most arguments are not needed here.
+# LangChain fixes the callback signatures; the arguments not needed here are
+# named only when they come before run_id, the rest arrive in **kwargs.
 # ruff: noqa: ARG002
 
 from __future__ import annotations
@@ -458,8 +459,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         messages: list[list[BaseMessage]],
         *,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -472,8 +471,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         prompts: list[str],
         *,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -486,8 +483,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         *,
         chunk: Any = None,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         """Record the time to the first streamed chunk of a call."""
@@ -497,20 +492,12 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             if run is not None and run.ttft_ms is None:
                 run.ttft_ms = (now - run.start) * 1000.0
 
-    def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Count a finished call: tokens, cost and latency."""
-        now = time.perf_counter()
-        found, run = self._finish(run_id)
-        if not found:
+        finished = self._finish(run_id)
+        if finished is None:
             return
+        run, now = finished
         model, tally = self._outcome(response, None if run is None else run.model)
         failed = _failed_fallback_models(response)
         with self._lock:
@@ -519,19 +506,13 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             self._count(model, tally, run, now)
 
     def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
+        self, error: BaseException, *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Count a failed call and its latency."""
-        now = time.perf_counter()
-        found, run = self._finish(run_id)
-        if not found:
+        finished = self._finish(run_id)
+        if finished is None:
             return
+        run, now = finished
         model = (run.model if run is not None else None) or UNKNOWN_MODEL
         with self._lock:
             self._count(model, _FAILED_CALL, run, now)
@@ -612,15 +593,21 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             if run_id not in self._runs and run_id not in self._finished:
                 self._runs[run_id] = _Run(now, model)
 
-    def _finish(self, run_id: UUID) -> tuple[bool, _Run | None]:
-        """Mark a run finished; return (first time finishing?, its start record)."""
+    def _finish(self, run_id: UUID) -> tuple[_Run | None, float] | None:
+        """Mark a run finished now.
+
+        Returns:
+            ``None`` when the run was already counted, else its start record
+            (``None`` when its start was not seen) and the time it finished.
+        """
+        now = time.perf_counter()
         with self._lock:
             if run_id in self._finished:
-                return False, None
+                return None
             self._finished[run_id] = None
             if len(self._finished) > _MAX_REMEMBERED_RUNS:
                 self._finished.popitem(last=False)
-            return True, self._runs.pop(run_id, None)
+            return self._runs.pop(run_id, None), now
 
     def _count(self, model: str, tally: Tally, run: _Run | None, now: float) -> None:
         """Add a finished call's tally and latency (the caller holds the lock)."""
