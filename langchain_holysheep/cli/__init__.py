@@ -1386,6 +1386,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("interrupted\n")
         return _EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())
