@@ -671,6 +671,8 @@ def _usage_tokens(usage: Mapping[str, Any]) -> tuple[int, int, int] | None:
 
 def _reported_usd(value: object) -> float | None:
     """A reported cost as a float, or ``None`` unless it is a finite number >= 0."""
+    if value is None:  # the usual case, first
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value) or value < 0:
