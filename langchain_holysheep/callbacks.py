@@ -12,21 +12,24 @@ What is counted, per served model and overall:
 
 * requests (finished calls, failed ones included) and errors;
 * tokens: input, output, cached input (``cache_read``) and reasoning;
-* cost in USD: the ``response_metadata["cost_usd"]`` the model reported (e.g.
-  ChatHolySheep), else a gateway cost at
-  ``response_metadata["token_usage"]["cost_usd"]``, else
-  :func:`~langchain_holysheep.pricing.cost_from_usage` with the tracker's price
-  table. Calls whose cost cannot be determined are counted as *unpriced*, with
+* cost in USD, by :func:`~langchain_holysheep.pricing.resolve_call_cost` with
+  the tracker's price table: the ``response_metadata["cost_usd"]`` the model
+  reported (e.g. ChatHolySheep), else a gateway cost at
+  ``response_metadata["token_usage"]["cost_usd"]``, else the price table.
+  Calls whose cost cannot be determined are counted as *unpriced*, with
   their tokens; they never add a silent $0;
 * latency: total milliseconds from the start callback to the end (or error)
   callback, and time to first token (the first ``on_llm_new_token``, so only for
   streamed calls). Percentiles use the nearest-rank method.
 
-The hot path only stores numbers under one lock; percentiles are computed by
-:meth:`HolySheepUsageTracker.snapshot`.
+The counts of each served model are one :class:`Tally` (``a + b`` adds two);
+:class:`ModelUsage` and :class:`UsageSummary` are tallies with latency
+percentiles. The hot path only adds a call's tally and stores its latency under
+one lock; percentiles are computed by :meth:`HolySheepUsageTracker.snapshot`.
 """
 
-# LangChain fixes the callback signatures; most arguments are not needed here.
+# LangChain fixes the callback signatures; the arguments not needed here are
+# named only when they come before run_id, the rest arrive in **kwargs.
 # ruff: noqa: ARG002
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from array import array
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from operator import add, attrgetter
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -47,11 +51,11 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration
 from langchain_core.tracers.context import register_configure_hook
 
+from langchain_holysheep._text_table import render_table
 from langchain_holysheep.pricing import (
-    Cost,
     PriceTable,
-    cost_from_usage,
     load_price_table,
+    resolve_call_cost,
 )
 
 if TYPE_CHECKING:
@@ -60,10 +64,13 @@ if TYPE_CHECKING:
 
     from langchain_core.outputs import LLMResult
 
+    from langchain_holysheep.pricing import Cost
+
 __all__ = [
     "HolySheepUsageTracker",
     "ModelUsage",
     "Percentiles",
+    "Tally",
     "UsageSummary",
     "holysheep_usage",
 ]
@@ -72,7 +79,6 @@ UNKNOWN_MODEL = "unknown"
 _NANO = Decimal("1e-9")
 _ZERO = Decimal(0)
 _MAX_REMEMBERED_RUNS = 16_384
-_COST_SOURCES = ("price_table", "gateway")
 
 
 # ------------------------------------------------------------------ summaries
@@ -130,82 +136,94 @@ class Percentiles:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelUsage:
-    """Usage of one served model.
+class Tally:
+    """The counts of some calls; ``a + b`` counts the calls of both.
 
     Attributes:
-        model: Served model name (``"unknown"`` when no name was reported).
         requests: Finished calls, failed ones included.
         errors: Failed calls.
         input_tokens: Input tokens (cached ones included).
         output_tokens: Output tokens (reasoning ones included).
         cached_tokens: Cached input tokens (``cache_read``).
         reasoning_tokens: Reasoning tokens.
-        cost_usd: Sum of known costs, or ``None`` when no call was priced.
         priced_requests: Successful calls with a known cost.
         gateway_priced_requests: Of those, calls priced by the gateway itself.
         unpriced_requests: Successful calls whose cost is unknown (no price
             for the model, or no usage reported).
         unpriced_input_tokens: Input tokens of the unpriced calls.
         unpriced_output_tokens: Output tokens of the unpriced calls.
+        cost: Exact sum of the known costs, in USD.
+    """
+
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    priced_requests: int = 0
+    gateway_priced_requests: int = 0
+    unpriced_requests: int = 0
+    unpriced_input_tokens: int = 0
+    unpriced_output_tokens: int = 0
+    cost: Decimal = _ZERO
+
+    def __add__(self, other: Tally) -> Tally:
+        """The counts of the calls of both tallies (a plain :class:`Tally`)."""
+        if not isinstance(other, Tally):
+            return NotImplemented
+        return Tally(*map(add, _counts(self), _counts(other)))
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Known costs summed and rounded to 1e-9 USD; ``None`` if none was priced."""
+        return float(self.cost.quantize(_NANO)) if self.priced_requests else None
+
+
+_counts = attrgetter(*(f.name for f in fields(Tally)))
+"""A tally's values in field order (``Tally(*_counts(t))`` copies ``t``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelUsage(Tally):
+    """Usage of one served model: its :class:`Tally` plus latency percentiles.
+
+    Attributes:
+        model: Served model name (``"unknown"`` when no name was reported).
         ttft_ms: Time-to-first-token percentiles (streamed calls only).
         total_ms: Total latency percentiles.
     """
 
     model: str
-    requests: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
-    cost_usd: float | None
-    priced_requests: int
-    gateway_priced_requests: int
-    unpriced_requests: int
-    unpriced_input_tokens: int
-    unpriced_output_tokens: int
     ttft_ms: Percentiles | None
     total_ms: Percentiles | None
 
 
-@dataclass(frozen=True, slots=True)
-class UsageSummary:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageSummary(Tally):
     """A consistent snapshot of a :class:`HolySheepUsageTracker`.
 
+    The :class:`Tally` of every call (``requests``, ``errors``, tokens,
+    ``unpriced_*``: successful calls whose cost is unknown and *not* in
+    ``total_cost_usd``), plus:
+
     Attributes:
-        requests: Finished calls, failed ones included.
-        errors: Failed calls.
-        input_tokens: Input tokens (cached ones included).
-        output_tokens: Output tokens (reasoning ones included).
-        cached_tokens: Cached input tokens.
-        reasoning_tokens: Reasoning tokens.
-        total_cost_usd: Sum of all known costs (see ``unpriced_requests``).
         cost_by_model: Known cost per served model; models with no priced call
             are absent (not ``0.0``).
         by_model: Everything above, per served model.
         ttft_ms: Time-to-first-token percentiles over all models.
         total_ms: Total latency percentiles over all models.
-        unpriced_requests: Successful calls whose cost is unknown; their cost is
-            *not* in ``total_cost_usd``.
-        unpriced_input_tokens: Input tokens of those calls.
-        unpriced_output_tokens: Output tokens of those calls.
     """
 
-    requests: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
-    total_cost_usd: float
     cost_by_model: dict[str, float]
     by_model: dict[str, ModelUsage]
     ttft_ms: Percentiles | None
     total_ms: Percentiles | None
-    unpriced_requests: int = 0
-    unpriced_input_tokens: int = 0
-    unpriced_output_tokens: int = 0
+
+    @property
+    def total_cost_usd(self) -> float:
+        """Sum of all known costs (see ``unpriced_requests``), rounded to 1e-9 USD."""
+        return float(self.cost.quantize(_NANO))
 
     @property
     def cost_is_complete(self) -> bool:
@@ -235,51 +253,16 @@ class UsageSummary:
             "total ms p50/p95/p99",
             "TTFT ms p50/p95/p99",
         )
-        rows = [_row(usage) for usage in self.by_model.values()]
-        rows.append(
-            _row(
-                ModelUsage(
-                    model="TOTAL",
-                    requests=self.requests,
-                    errors=self.errors,
-                    input_tokens=self.input_tokens,
-                    output_tokens=self.output_tokens,
-                    cached_tokens=self.cached_tokens,
-                    reasoning_tokens=self.reasoning_tokens,
-                    cost_usd=self.total_cost_usd if self.cost_by_model else None,
-                    priced_requests=sum(
-                        u.priced_requests for u in self.by_model.values()
-                    ),
-                    gateway_priced_requests=sum(
-                        u.gateway_priced_requests for u in self.by_model.values()
-                    ),
-                    unpriced_requests=self.unpriced_requests,
-                    unpriced_input_tokens=self.unpriced_input_tokens,
-                    unpriced_output_tokens=self.unpriced_output_tokens,
-                    ttft_ms=self.ttft_ms,
-                    total_ms=self.total_ms,
-                )
-            )
-        )
-        widths = [
-            max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))
-        ]
-
-        def line(cells: Sequence[str]) -> str:
-            first = cells[0].ljust(widths[0])
-            rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-            return " | ".join((first, *rest)).rstrip()
-
-        rule = "-+-".join("-" * w for w in widths)
-        out = [line(header), rule, *(line(r) for r in rows[:-1]), rule, line(rows[-1])]
+        rows = [_row(usage.model, usage) for usage in self.by_model.values()]
+        out = render_table(header, rows, total=_row("TOTAL", self))
         if self.unpriced_requests:
-            out.append(
-                f"* {self.unpriced_requests} call(s) with unknown cost are not in the "
-                f"cost ({self.unpriced_input_tokens} input / "
+            out += (
+                f"\n* {self.unpriced_requests} call(s) with unknown cost are not in "
+                f"the cost ({self.unpriced_input_tokens} input / "
                 f"{self.unpriced_output_tokens} output tokens): "
                 f"{', '.join(self.unpriced_models)}; add a price to the price table"
             )
-        return "\n".join(out)
+        return out
 
     def __str__(self) -> str:
         """The :meth:`table`."""
@@ -292,13 +275,14 @@ def _fmt_ms(p: Percentiles | None) -> str:
     return f"{p.p50:.1f}/{p.p95:.1f}/{p.p99:.1f}"
 
 
-def _row(u: ModelUsage) -> tuple[str, ...]:
-    if u.cost_usd is None:
+def _row(name: str, u: ModelUsage | UsageSummary) -> tuple[str, ...]:
+    cost_usd = u.cost_usd
+    if cost_usd is None:
         cost_cell = "n/a*" if u.unpriced_requests else "-"
     else:
-        cost_cell = f"{u.cost_usd:.6f}" + ("*" if u.unpriced_requests else "")
+        cost_cell = f"{cost_usd:.6f}" + ("*" if u.unpriced_requests else "")
     return (
-        u.model,
+        name,
         str(u.requests),
         str(u.errors),
         str(u.input_tokens),
@@ -325,61 +309,49 @@ class _Run:
         self.ttft_ms: float | None = None
 
 
-class _Agg:
-    """Running totals for one model (mutated under the tracker's lock)."""
+class _Latencies:
+    """Latency samples of one model, in milliseconds (appended under the lock)."""
 
-    __slots__ = (
-        "cached",
-        "cost",
-        "errors",
-        "gateway_priced",
-        "input",
-        "output",
-        "priced",
-        "reasoning",
-        "requests",
-        "total_ms",
-        "ttft_ms",
-        "unpriced",
-        "unpriced_input",
-        "unpriced_output",
-    )
+    __slots__ = ("total_ms", "ttft_ms")
 
     def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.input = 0
-        self.output = 0
-        self.cached = 0
-        self.reasoning = 0
-        self.cost = _ZERO
-        self.priced = 0
-        self.gateway_priced = 0
-        self.unpriced = 0
-        self.unpriced_input = 0
-        self.unpriced_output = 0
         self.total_ms: array[float] = array("d")
         self.ttft_ms: array[float] = array("d")
 
-    def copy(self) -> _Agg:
-        new = _Agg()
-        for name in self.__slots__:
-            value = getattr(self, name)
-            setattr(new, name, array("d", value) if isinstance(value, array) else value)
+    def copy(self) -> _Latencies:
+        new = _Latencies()
+        new.total_ms.extend(self.total_ms)
+        new.ttft_ms.extend(self.ttft_ms)
         return new
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What a finished call reported (computed outside the lock)."""
+_NO_CALLS = Tally()
+_FAILED_CALL = Tally(requests=1, errors=1)
+_NO_LATENCIES = _Latencies()
 
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cached: int
-    reasoning: int
-    cost: Decimal | None
-    gateway: bool
+
+def _call_tally(usage: Mapping[str, Any] | None, cost: Cost | None) -> Tally:
+    """The tally of one successful call: its usage and its cost (``None``: unknown)."""
+    input_tokens = output_tokens = cached = reasoning = 0
+    if usage:
+        input_tokens = _int(usage.get("input_tokens"))
+        output_tokens = _int(usage.get("output_tokens"))
+        cached = _int((usage.get("input_token_details") or {}).get("cache_read"))
+        reasoning = _int((usage.get("output_token_details") or {}).get("reasoning"))
+    unpriced = cost is None
+    return Tally(
+        requests=1,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        priced_requests=0 if cost is None else 1,
+        gateway_priced_requests=int(cost is not None and cost.source == "gateway"),
+        unpriced_requests=int(unpriced),
+        unpriced_input_tokens=input_tokens if unpriced else 0,
+        unpriced_output_tokens=output_tokens if unpriced else 0,
+        cost=_ZERO if cost is None else cost.usd_decimal,
+    )
 
 
 def _failed_fallback_models(response: LLMResult) -> list[str]:
@@ -405,14 +377,6 @@ def _int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return 0
-
-
-def _valid_cost(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
 
 
 def _model_hint(
@@ -465,6 +429,9 @@ class HolySheepUsageTracker(BaseCallbackHandler):
 
     run_inline: bool = True
     raise_error: bool = False
+    # Only model events are needed; LangChain skips the ones a handler ignores.
+    ignore_chain = ignore_agent = ignore_retriever = ignore_retry = True
+    ignore_custom_event = True
 
     def __init__(self, price_table: PriceTable | None = None) -> None:
         """Create an empty tracker.
@@ -481,34 +448,8 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         self._lock = threading.Lock()
         self._runs: dict[UUID, _Run] = {}
         self._finished: OrderedDict[UUID, None] = OrderedDict()
-        self._models: dict[str, _Agg] = {}
-
-    # -- properties that let LangChain skip events we do not need -------------
-
-    @property
-    def ignore_chain(self) -> bool:
-        """Chain events are not needed."""
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        """Agent events are not needed."""
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        """Retriever events are not needed."""
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        """Retry events are not needed."""
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        """Custom events are not needed."""
-        return True
+        self._tallies: dict[str, Tally] = {}
+        self._latencies: dict[str, _Latencies] = {}
 
     # -- callbacks -------------------------------------------------------------
 
@@ -518,8 +459,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         messages: list[list[BaseMessage]],
         *,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -532,8 +471,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         prompts: list[str],
         *,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -546,8 +483,6 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         *,
         chunk: Any = None,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         """Record the time to the first streamed chunk of a call."""
@@ -557,70 +492,30 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             if run is not None and run.ttft_ms is None:
                 run.ttft_ms = (now - run.start) * 1000.0
 
-    def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Count a finished call: tokens, cost and latency."""
-        now = time.perf_counter()
-        found, run = self._finish(run_id)
-        if not found:
+        finished = self._finish(run_id)
+        if finished is None:
             return
-        outcome = self._outcome(response, None if run is None else run.model)
+        run, now = finished
+        model, tally = self._outcome(response, None if run is None else run.model)
         failed = _failed_fallback_models(response)
         with self._lock:
-            for model in failed:  # a fallback chain's members that failed first
-                failed_agg = self._agg(model)
-                failed_agg.requests += 1
-                failed_agg.errors += 1
-            agg = self._agg(outcome.model)
-            agg.requests += 1
-            agg.input += outcome.input_tokens
-            agg.output += outcome.output_tokens
-            agg.cached += outcome.cached
-            agg.reasoning += outcome.reasoning
-            if outcome.cost is None:
-                agg.unpriced += 1
-                agg.unpriced_input += outcome.input_tokens
-                agg.unpriced_output += outcome.output_tokens
-            else:
-                agg.priced += 1
-                agg.cost += outcome.cost
-                if outcome.gateway:
-                    agg.gateway_priced += 1
-            if run is not None:
-                agg.total_ms.append((now - run.start) * 1000.0)
-                if run.ttft_ms is not None:
-                    agg.ttft_ms.append(run.ttft_ms)
+            for failed_model in failed:  # a fallback chain's members that failed first
+                self._count(failed_model, _FAILED_CALL, None, now)
+            self._count(model, tally, run, now)
 
     def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
+        self, error: BaseException, *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Count a failed call and its latency."""
-        now = time.perf_counter()
-        found, run = self._finish(run_id)
-        if not found:
+        finished = self._finish(run_id)
+        if finished is None:
             return
+        run, now = finished
         model = (run.model if run is not None else None) or UNKNOWN_MODEL
         with self._lock:
-            agg = self._agg(model)
-            agg.requests += 1
-            agg.errors += 1
-            if run is not None:
-                agg.total_ms.append((now - run.start) * 1000.0)
-                if run.ttft_ms is not None:
-                    agg.ttft_ms.append(run.ttft_ms)
+            self._count(model, _FAILED_CALL, run, now)
 
     # -- reading ---------------------------------------------------------------
 
@@ -631,57 +526,38 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             The summary; later calls do not change it.
         """
         with self._lock:
-            models = {name: agg.copy() for name, agg in self._models.items()}
+            tallies = dict(self._tallies)
+            latencies = {name: lat.copy() for name, lat in self._latencies.items()}
         by_model: dict[str, ModelUsage] = {}
         all_total: list[float] = []
         all_ttft: list[float] = []
-        total_cost = _ZERO
-        for name in sorted(models):
-            agg = models[name]
-            all_total.extend(agg.total_ms)
-            all_ttft.extend(agg.ttft_ms)
-            total_cost += agg.cost
-            by_model[name] = ModelUsage(
+        total = _NO_CALLS
+        for name in sorted(tallies):
+            samples = latencies.get(name, _NO_LATENCIES)
+            all_total.extend(samples.total_ms)
+            all_ttft.extend(samples.ttft_ms)
+            usage = by_model[name] = ModelUsage(
+                *_counts(tallies[name]),
                 model=name,
-                requests=agg.requests,
-                errors=agg.errors,
-                input_tokens=agg.input,
-                output_tokens=agg.output,
-                cached_tokens=agg.cached,
-                reasoning_tokens=agg.reasoning,
-                cost_usd=float(agg.cost.quantize(_NANO)) if agg.priced else None,
-                priced_requests=agg.priced,
-                gateway_priced_requests=agg.gateway_priced,
-                unpriced_requests=agg.unpriced,
-                unpriced_input_tokens=agg.unpriced_input,
-                unpriced_output_tokens=agg.unpriced_output,
-                ttft_ms=Percentiles.from_samples(agg.ttft_ms),
-                total_ms=Percentiles.from_samples(agg.total_ms),
+                ttft_ms=Percentiles.from_samples(samples.ttft_ms),
+                total_ms=Percentiles.from_samples(samples.total_ms),
             )
-        usages = by_model.values()
+            total += usage
         return UsageSummary(
-            requests=sum(u.requests for u in usages),
-            errors=sum(u.errors for u in usages),
-            input_tokens=sum(u.input_tokens for u in usages),
-            output_tokens=sum(u.output_tokens for u in usages),
-            cached_tokens=sum(u.cached_tokens for u in usages),
-            reasoning_tokens=sum(u.reasoning_tokens for u in usages),
-            total_cost_usd=float(total_cost.quantize(_NANO)),
+            *_counts(total),
             cost_by_model={
-                u.model: u.cost_usd for u in usages if u.cost_usd is not None
+                u.model: u.cost_usd for u in by_model.values() if u.cost_usd is not None
             },
             by_model=by_model,
             ttft_ms=Percentiles.from_samples(all_ttft),
             total_ms=Percentiles.from_samples(all_total),
-            unpriced_requests=sum(u.unpriced_requests for u in usages),
-            unpriced_input_tokens=sum(u.unpriced_input_tokens for u in usages),
-            unpriced_output_tokens=sum(u.unpriced_output_tokens for u in usages),
         )
 
     def reset(self) -> None:
         """Forget all totals and samples. Calls in flight are counted when they end."""
         with self._lock:
-            self._models.clear()
+            self._tallies.clear()
+            self._latencies.clear()
 
     def table(self) -> str:
         """The current totals as a fixed-width text table (see UsageSummary.table).
@@ -717,23 +593,36 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             if run_id not in self._runs and run_id not in self._finished:
                 self._runs[run_id] = _Run(now, model)
 
-    def _finish(self, run_id: UUID) -> tuple[bool, _Run | None]:
-        """Mark a run finished; return (first time finishing?, its start record)."""
+    def _finish(self, run_id: UUID) -> tuple[_Run | None, float] | None:
+        """Mark a run finished now.
+
+        Returns:
+            ``None`` when the run was already counted, else its start record
+            (``None`` when its start was not seen) and the time it finished.
+        """
+        now = time.perf_counter()
         with self._lock:
             if run_id in self._finished:
-                return False, None
+                return None
             self._finished[run_id] = None
             if len(self._finished) > _MAX_REMEMBERED_RUNS:
                 self._finished.popitem(last=False)
-            return True, self._runs.pop(run_id, None)
+            return self._runs.pop(run_id, None), now
 
-    def _agg(self, model: str) -> _Agg:
-        agg = self._models.get(model)
-        if agg is None:
-            agg = self._models[model] = _Agg()
-        return agg
+    def _count(self, model: str, tally: Tally, run: _Run | None, now: float) -> None:
+        """Add a finished call's tally and latency (the caller holds the lock)."""
+        self._tallies[model] = self._tallies.get(model, _NO_CALLS) + tally
+        if run is None:
+            return
+        samples = self._latencies.get(model)
+        if samples is None:
+            samples = self._latencies[model] = _Latencies()
+        samples.total_ms.append((now - run.start) * 1000.0)
+        if run.ttft_ms is not None:
+            samples.ttft_ms.append(run.ttft_ms)
 
-    def _outcome(self, response: LLMResult, hint: str | None) -> _Outcome:
+    def _outcome(self, response: LLMResult, hint: str | None) -> tuple[str, Tally]:
+        """The served model of a finished call and its tally (outside the lock)."""
         message = _first_message(response)
         metadata: Mapping[str, Any] = {}
         usage: Mapping[str, Any] | None = None
@@ -744,46 +633,11 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         if not (isinstance(served, str) and served) and response.llm_output:
             served = response.llm_output.get("model_name")
         model = served if isinstance(served, str) and served else hint
-        input_tokens = output_tokens = cached = reasoning = 0
-        if usage:
-            input_tokens = _int(usage.get("input_tokens"))
-            output_tokens = _int(usage.get("output_tokens"))
-            cached = _int((usage.get("input_token_details") or {}).get("cache_read"))
-            reasoning = _int((usage.get("output_token_details") or {}).get("reasoning"))
-        cost, gateway = self._cost(model, usage, metadata)
-        return _Outcome(
-            model=model or UNKNOWN_MODEL,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached=cached,
-            reasoning=reasoning,
-            cost=cost,
-            gateway=gateway,
-        )
-
-    def _cost(
-        self,
-        model: str | None,
-        usage: Mapping[str, Any] | None,
-        metadata: Mapping[str, Any],
-    ) -> tuple[Decimal | None, bool]:
-        reported = _valid_cost(metadata.get("cost_usd"))
-        if reported is not None:
-            source = metadata.get("cost_source")
-            gateway = source not in _COST_SOURCES or source == "gateway"
-            return Decimal(repr(reported)).quantize(_NANO), gateway
-        token_usage = metadata.get("token_usage")
-        if isinstance(token_usage, dict):
-            reported = _valid_cost(token_usage.get("cost_usd"))
-            if reported is not None:
-                return Decimal(repr(reported)).quantize(_NANO), True
         try:
-            cost: Cost | None = cost_from_usage(model, usage, table=self.price_table)
-        except ValueError:
-            return None, False
-        if cost is None:
-            return None, False
-        return cost.usd_decimal, cost.source == "gateway"
+            cost = resolve_call_cost(model, usage, metadata, self.price_table)
+        except ValueError:  # a token count that is not a whole number >= 0
+            cost = None
+        return model or UNKNOWN_MODEL, _call_tally(usage, cost)
 
 
 # ------------------------------------------------------------------ context hook

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import warnings
 from contextlib import closing
 from time import perf_counter
@@ -80,23 +79,15 @@ _F = TypeVar("_F", bound="Callable[..., Any]")
 
 
 def _call_cost(
-    model: str | None, usage: Any, token_usage: Any
+    served: str, requested: str, usage: Any, metadata: dict[str, Any]
 ) -> tuple[float | None, str | None]:
-    """Cost of one call: the gateway's ``usage.cost_usd``, else the price table."""
-    from langchain_holysheep.pricing import cost_from_usage  # noqa: PLC0415
+    """``(cost_usd, cost_source)`` of one call, by ``pricing.resolve_call_cost``."""
+    from langchain_holysheep.pricing import resolve_call_cost  # noqa: PLC0415
 
-    reported = token_usage.get("cost_usd") if isinstance(token_usage, dict) else None
-    if (
-        isinstance(reported, bool)
-        or not isinstance(reported, int | float)
-        or not math.isfinite(reported)
-        or reported < 0
-    ):
-        reported = None
     try:
-        cost = cost_from_usage(model, usage, gateway_cost_usd=reported)
+        cost = resolve_call_cost(served, usage, metadata, requested_model=requested)
     except ValueError as error:  # a broken HOLYSHEEP_PRICES_FILE, odd usage
-        _logger.warning("No cost for this %s call: %s", model, error)
+        _logger.warning("No cost for this %s call: %s", served, error)
         return None, None
     return (None, None) if cost is None else (cost.usd, cost.source)
 
@@ -111,9 +102,10 @@ def _add_call_metadata(
     """Put ``latency``, ``cost_usd`` and ``cost_source`` on a call's messages.
 
     ``first`` is when the first token arrived (streams only); tokens per second
-    are counted from it (else from ``start``) to ``end``. The cost is priced
-    for the model that served the call, or for the requested id when the served
-    one (often a dated variant) has no price.
+    are counted from it (else from ``start``) to ``end``. The cost follows
+    :func:`langchain_holysheep.pricing.resolve_call_cost`: the gateway's own
+    cost, else the price of the model that served the call, or of the requested
+    id when the served one (often a dated variant) has no price.
     """
     if not generations:
         return
@@ -122,12 +114,9 @@ def _add_call_metadata(
     output_tokens = usage.get("output_tokens") if usage else None
     generating = end - (start if first is None else first)
     served = message.response_metadata.get("model_name") or requested_model
-    token_usage = message.response_metadata.get("token_usage")
-    cost_usd, cost_source = _call_cost(served, usage, token_usage)
-    if cost_usd is None and served != requested_model:
-        # Gateways often answer with a dated id ("gpt-4.1-2025-04-14") that the
-        # price table lists under the id that was asked for.
-        cost_usd, cost_source = _call_cost(requested_model, usage, token_usage)
+    cost_usd, cost_source = _call_cost(
+        served, requested_model, usage, message.response_metadata
+    )
     latency = {
         "ttft_ms": None if first is None else round((first - start) * 1000.0, 3),
         "total_ms": round((end - start) * 1000.0, 3),

@@ -19,6 +19,11 @@ Rules, in one place:
   ``output_tokens`` (OpenAI's accounting, which LangChain follows), so they are
   billed once, as output tokens.
 * A cost reported by the gateway always wins over the price table.
+* A finished call's cost is decided by :func:`resolve_call_cost`, the one rule
+  every caller (``ChatHolySheep``'s call metadata, the usage tracker) uses: the
+  model's own ``response_metadata["cost_usd"]``, then the gateway's
+  ``token_usage["cost_usd"]``, then the price table (for a dated served id
+  without a price, the requested id's price).
 * Arithmetic is done in :class:`decimal.Decimal` and the result is rounded
   (half-even) to 1e-9 USD before being returned as a ``float``.
 """
@@ -49,6 +54,7 @@ __all__ = [
     "cost_from_usage",
     "load_price_table",
     "monthly_cost",
+    "resolve_call_cost",
 ]
 
 PRICES_FILE_ENV_VAR = "HOLYSHEEP_PRICES_FILE"
@@ -663,6 +669,21 @@ def _usage_tokens(usage: Mapping[str, Any]) -> tuple[int, int, int] | None:
     return input_tokens, min(cached, input_tokens), output_tokens
 
 
+def _reported_usd(value: object) -> float | None:
+    """A reported cost as a float, or ``None`` unless it is a finite number >= 0."""
+    if value is None:  # the usual case, first
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def _reported_cost(usd: float, source: CostSource, model: str | None) -> Cost:
+    return Cost(usd=_round_usd(Decimal(repr(usd))), source=source, model=model)
+
+
 def cost_from_usage(
     model: str | None,
     usage_metadata: Mapping[str, Any] | None,
@@ -690,22 +711,14 @@ def cost_from_usage(
             count is negative or not an int.
     """
     if gateway_cost_usd is not None:
-        if (
-            isinstance(gateway_cost_usd, bool)
-            or not isinstance(gateway_cost_usd, int | float)
-            or not math.isfinite(gateway_cost_usd)
-            or gateway_cost_usd < 0
-        ):
+        reported = _reported_usd(gateway_cost_usd)
+        if reported is None:
             msg = (
                 "gateway_cost_usd must be a finite number >= 0, "
                 f"got {gateway_cost_usd!r}"
             )
             raise ValueError(msg)
-        return Cost(
-            usd=_round_usd(Decimal(repr(float(gateway_cost_usd)))),
-            source="gateway",
-            model=model,
-        )
+        return _reported_cost(reported, "gateway", model)
     if not model or not usage_metadata:
         return None
     if table is None:
@@ -718,6 +731,62 @@ def cost_from_usage(
         return None
     input_tokens, cached, output_tokens = tokens
     return price.cost(input_tokens, output_tokens, cached)
+
+
+def resolve_call_cost(
+    model: str | None,
+    usage: Mapping[str, Any] | None,
+    response_metadata: Mapping[str, Any],
+    table: PriceTable | None = None,
+    *,
+    requested_model: str | None = None,
+) -> Cost | None:
+    """The cost of one finished call: the one rule every caller uses.
+
+    In order of preference:
+
+    1. ``response_metadata["cost_usd"]``, when the model already reported a
+       cost (a finite number >= 0); its ``response_metadata["cost_source"]``
+       says where it came from (``"price_table"``, else ``"gateway"``);
+    2. the gateway's own cost, ``response_metadata["token_usage"]["cost_usd"]``
+       (``source="gateway"``);
+    3. the price table for ``model``, then, when that has no price and
+       ``requested_model`` differs, for ``requested_model``: gateways often
+       answer with a dated id (``"gpt-4.1-2025-04-14"``) that the table lists
+       under the id that was asked for.
+
+    Reported costs that are not finite numbers >= 0 are ignored, never trusted.
+
+    Args:
+        model: The model that served the call (``response_metadata["model_name"]``).
+        usage: The call's ``AIMessage.usage_metadata``.
+        response_metadata: The call's ``AIMessage.response_metadata``.
+        table: Price table; defaults to :func:`load_price_table` ``()``.
+        requested_model: The model id that was asked for, priced when the
+            served one has no price.
+
+    Returns:
+        The cost, or ``None`` when the call cannot be priced (no reported
+        cost, no price for the model, or no usage).
+
+    Raises:
+        ValueError: The default price table cannot be loaded (a broken
+            ``HOLYSHEEP_PRICES_FILE``), or a token count is negative or not an int.
+    """
+    reported = _reported_usd(response_metadata.get("cost_usd"))
+    if reported is not None:
+        source = response_metadata.get("cost_source")
+        label: CostSource = "price_table" if source == "price_table" else "gateway"
+        return _reported_cost(reported, label, model)
+    token_usage = response_metadata.get("token_usage")
+    if isinstance(token_usage, dict):
+        reported = _reported_usd(token_usage.get("cost_usd"))
+        if reported is not None:
+            return _reported_cost(reported, "gateway", model)
+    cost = cost_from_usage(model, usage, table=table)
+    if cost is None and requested_model and requested_model != model:
+        cost = cost_from_usage(requested_model, usage, table=table)
+    return cost
 
 
 def monthly_cost(

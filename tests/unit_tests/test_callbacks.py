@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from dataclasses import fields
 from decimal import Decimal
 
 import pytest
@@ -22,7 +23,10 @@ from pydantic import Field
 
 from langchain_holysheep.callbacks import (
     HolySheepUsageTracker,
+    ModelUsage,
     Percentiles,
+    Tally,
+    UsageSummary,
     holysheep_usage,
 )
 from langchain_holysheep.pricing import (
@@ -385,6 +389,46 @@ def test_tracker_sees_model_calls_inside_a_chain():
     other = HolySheepUsageTracker()
     chain.invoke({"q": "x"}, config={"callbacks": [other]})
     assert other.snapshot().requests == 1
+
+
+def test_tally_adds_field_by_field():
+    a = Tally(
+        requests=2, errors=1, input_tokens=10, priced_requests=1, cost=Decimal("0.1")
+    )
+    b = Tally(requests=1, output_tokens=5, unpriced_requests=1, cost=Decimal("0.2"))
+    total = a + b
+    assert total == Tally(
+        requests=3,
+        errors=1,
+        input_tokens=10,
+        output_tokens=5,
+        priced_requests=1,
+        unpriced_requests=1,
+        cost=Decimal("0.3"),
+    )
+    assert type(total) is Tally
+    assert a + Tally() == a
+    assert a.cost_usd == 0.1
+    assert Tally(requests=1, unpriced_requests=1).cost_usd is None  # never $0
+    with pytest.raises(TypeError):
+        a + 1
+
+
+def test_usage_records_are_tallies():
+    model = UsageChatModel()
+    with holysheep_usage() as tracker:
+        model.invoke("a")
+        model.invoke("b")
+    summary = tracker.snapshot()
+    assert isinstance(summary, UsageSummary)
+    usage = summary.by_model["mistral-small-2603"]
+    assert isinstance(usage, ModelUsage)
+    assert isinstance(usage, Tally)
+    assert usage.priced_requests == summary.priced_requests == 2
+    assert summary.total_cost_usd == usage.cost_usd == summary.cost_usd
+    # a summary's counts are the sum of its models' counts
+    counts = {f.name: getattr(summary, f.name) for f in fields(Tally)}
+    assert Tally() + usage == Tally(**counts)
 
 
 def test_percentiles_nearest_rank():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from langchain_holysheep.cli import DEMO_STEPS, DemoStep, build_parser, main
+from langchain_holysheep.cli import DEMO_STEPS, DemoStep, build_parser, demo, main
+from langchain_holysheep.cli._connect import offline_responder, prompt_text
 
 
 @pytest.mark.parametrize(
@@ -125,6 +126,61 @@ def test_demo_steps_are_a_list_others_can_extend():
     titles = [step.title for step in DEMO_STEPS]
     assert titles[:3] == ["Invoke", "Streaming (tokens as they arrive)", "Async batch"]
     assert all(isinstance(step, DemoStep) for step in DEMO_STEPS)
+    assert DEMO_STEPS is demo.DEMO_STEPS  # the list the demo command runs
+
+
+@pytest.mark.parametrize("model", [None, "gpt-4.1"])
+def test_shared_options_are_on_the_commands_that_send_requests(model):
+    parser = build_parser()
+    for argv in (["demo"], ["chat", "hi"], ["bench"]):
+        extra = [] if model is None else ["--model", model]
+        args = parser.parse_args([*argv, "--offline", *extra])
+        assert args.offline
+        assert args.timeout == 60.0
+        assert args.model == (model or "mistral-small-2603")
+    models = parser.parse_args(["models", "--base-url", "http://x", "--json"])
+    assert (models.base_url, models.json) == ("http://x", True)
+    assert not hasattr(models, "model")
+    cost = parser.parse_args(
+        [
+            "cost",
+            "--requests-per-month",
+            "1",
+            "--input-tokens",
+            "1",
+            "--output-tokens",
+            "1",
+        ]
+    )
+    assert not hasattr(cost, "offline")
+
+
+def test_offline_prompt_is_the_last_user_message():
+    body = {
+        "messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "tell me"},
+                    {"type": "text", "text": "about sheep"},
+                ],
+            },
+        ]
+    }
+    assert prompt_text(body) == "tell me about sheep"
+    assert prompt_text({}) == ""
+    assert prompt_text({"messages": [{"role": "system", "content": "s"}]}) == ""
+
+
+def test_offline_responder_answers_by_keyword():
+    respond = offline_responder()
+    sheep = respond({"messages": [{"role": "user", "content": "Facts about WOOL?"}]})
+    assert sheep.content.startswith("Sheep are grazing animals")
+    other = respond({"messages": [{"role": "user", "content": "zzz"}]})
+    assert other.content.startswith("This is a scripted offline answer.")
+    assert 0.03 <= other.delay_before_headers <= 0.03 + 12 * 0.005
 
 
 @pytest.mark.parametrize(

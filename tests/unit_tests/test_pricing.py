@@ -14,6 +14,7 @@ from langchain_holysheep.pricing import (
     cost_from_usage,
     load_price_table,
     monthly_cost,
+    resolve_call_cost,
 )
 
 SEEDED = {
@@ -165,6 +166,72 @@ def test_bad_token_counts_raise():
         cost_from_usage("gpt-4.1", usage(-1, 5))
     with pytest.raises(ValueError, match="output_tokens"):
         cost_from_usage("gpt-4.1", {"input_tokens": 1, "output_tokens": "5"})
+
+
+def test_call_cost_prefers_the_cost_the_model_reported():
+    reported = {"cost_usd": 0.0123456789, "token_usage": {"cost_usd": 0.5}}
+    cost = resolve_call_cost("gpt-4.1", usage(1234, 567), reported)
+    assert cost == Cost(usd=0.012345679, source="gateway", model="gpt-4.1")
+    # its cost_source label is kept: "price_table", anything else is the gateway's
+    for label, source in (
+        ("price_table", "price_table"),
+        ("gateway", "gateway"),
+        (None, "gateway"),
+        ("invoice", "gateway"),
+    ):
+        metadata = {"cost_usd": 0.25, "cost_source": label}
+        cost = resolve_call_cost("no-such-model", None, metadata)
+        assert cost is not None
+        assert (cost.usd, cost.source) == (0.25, source)
+
+
+def test_call_cost_then_the_gateway_cost_then_the_table():
+    gateway = resolve_call_cost(
+        "gpt-4.1", usage(1234, 567), {"token_usage": {"cost_usd": 0.00061}}
+    )
+    assert gateway == Cost(usd=0.00061, source="gateway", model="gpt-4.1")
+    table = resolve_call_cost("gpt-4.1", usage(1234, 567), {"token_usage": {}})
+    assert table == cost_from_usage("gpt-4.1", usage(1234, 567))
+    assert table is not None
+    assert table.source == "price_table"
+
+
+@pytest.mark.parametrize("bad", [None, -1.0, float("nan"), float("inf"), True, "0.1"])
+def test_call_cost_ignores_reported_costs_that_are_not_numbers(bad):
+    metadata = {"cost_usd": bad, "token_usage": {"cost_usd": bad}}
+    cost = resolve_call_cost("gpt-4.1", usage(1234, 567), metadata)
+    assert cost == cost_from_usage("gpt-4.1", usage(1234, 567))
+    assert resolve_call_cost("no-such-model", usage(1, 1), metadata) is None
+
+
+def test_call_cost_prices_a_dated_served_id_as_the_requested_one():
+    dated = resolve_call_cost(
+        "gpt-4.1-2025-04-14", usage(1234, 567), {}, requested_model="gpt-4.1"
+    )
+    assert dated == cost_from_usage("gpt-4.1", usage(1234, 567))
+    # without a requested id (the usage tracker), the dated id stays unpriced
+    assert resolve_call_cost("gpt-4.1-2025-04-14", usage(1234, 567), {}) is None
+    # the served id's own price wins when it has one
+    table = load_price_table(
+        {"gpt-4.1-2025-04-14": {"input_per_million": 1, "output_per_million": 1}}
+    )
+    served = resolve_call_cost(
+        "gpt-4.1-2025-04-14", usage(1_000_000, 0), {}, table, requested_model="gpt-4.1"
+    )
+    assert served is not None
+    assert served.usd == 1.0
+
+
+def test_call_cost_without_usage_or_price_is_none():
+    assert resolve_call_cost("gpt-4.1", None, {}) is None
+    assert resolve_call_cost("gpt-4.1", {}, {"token_usage": None}) is None
+    assert resolve_call_cost(None, usage(10, 10), {}) is None
+    assert (
+        resolve_call_cost("no-such-model", usage(10, 10), {}, requested_model="x")
+        is None
+    )
+    with pytest.raises(ValueError, match="input_tokens"):
+        resolve_call_cost("gpt-4.1", usage(-1, 5), {})
 
 
 def test_lookup_is_exact_then_case_insensitive():
