@@ -122,7 +122,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from langchain_holysheep.models import list_models  # noqa: PLC0415
+    from langchain_holysheep.catalog import list_models  # noqa: PLC0415
 
     with connect(args, sys.stderr) as connection:
         ids = list_models(
