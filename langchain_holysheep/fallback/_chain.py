@@ -424,7 +424,7 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             model, call_kwargs = prepare(member.model, kwargs)
             with walk.attempt():
                 result = model._generate_with_cache(messages, stop=stop, **call_kwargs)  # noqa: SLF001
-            if walk.answered and walk.accepts(_message(result)):
+            if walk.answered and walk.accepts(result):
                 return _annotate(result, member, walk.succeeded())
         raise walk.exhausted()
 
@@ -442,7 +442,7 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
                 result = await model._agenerate_with_cache(  # noqa: SLF001
                     messages, stop=stop, **call_kwargs
                 )
-            if walk.answered and walk.accepts(_message(result)):
+            if walk.answered and walk.accepts(result):
                 return _annotate(result, member, walk.succeeded())
         raise walk.exhausted()
 
@@ -539,11 +539,6 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
 
     def _walk(self) -> Walk:
         return Walk(settings=self, members=self._members())
-
-
-def _message(result: ChatResult) -> BaseMessage | None:
-    """A non-streamed result's answer, for the response checks."""
-    return result.generations[0].message if result.generations else None
 
 
 def _annotate(

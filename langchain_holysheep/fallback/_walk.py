@@ -45,7 +45,7 @@ from langchain_holysheep.fallback._policy import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from langchain_core.messages import BaseMessage
+    from langchain_core.outputs import ChatResult
 
     from langchain_holysheep.fallback._member import Member
     from langchain_holysheep.fallback._policy import FallbackOn, ResponseCheck
@@ -111,7 +111,8 @@ class Walk:
 
     def __next__(self) -> Member:
         """Wait if a retry is due, then return the member to try."""
-        if delay := self._take_delay():
+        if delay := self.delay:
+            self.delay = None
             time.sleep(delay)
         if (member := self.next_member()) is None:
             raise StopIteration
@@ -123,7 +124,8 @@ class Walk:
 
     async def __anext__(self) -> Member:
         """Wait if a retry is due, then return the member to try."""
-        if delay := self._take_delay():
+        if delay := self.delay:
+            self.delay = None
             await asyncio.sleep(delay)
         if (member := self.next_member()) is None:
             raise StopAsyncIteration
@@ -224,7 +226,7 @@ class Walk:
         self._advance(f"failed ({type(error).__name__})")
         return True
 
-    def accepts(self, message: BaseMessage | None) -> bool:
+    def accepts(self, result: ChatResult) -> bool:
         """Run the response checks on a non-streamed answer.
 
         Returns:
@@ -232,7 +234,10 @@ class Walk:
             :meth:`rejected`) and the walk moves on.
         """
         checks = self.settings.response_checks
-        if not checks or not isinstance(message, AIMessage):
+        if not checks:
+            return True
+        message = result.generations[0].message if result.generations else None
+        if not isinstance(message, AIMessage):
             return True
         if (reason := rejection(message, checks)) is None:
             return True
@@ -279,10 +284,6 @@ class Walk:
         return HolySheepFallbackError(message, self.errors, self.attempts)
 
     # ------------------------------------------------------------ internals
-    def _take_delay(self) -> float | None:
-        delay, self.delay = self.delay, None
-        return delay
-
     def _member(self) -> Member:
         if self.current is None:  # pragma: no cover (a programming error)
             msg = "no member is being tried"

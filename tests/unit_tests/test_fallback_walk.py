@@ -13,6 +13,7 @@ import pytest
 from langchain_core.exceptions import ModelRateLimitError
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langchain_holysheep.errors import (
     HolySheepCircuitOpenError,
@@ -195,10 +196,14 @@ def test_a_committed_stream_failure_propagates_and_counts():
     assert walk.attempts == []  # nothing fell over
 
 
+def _result(text):
+    return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
 def test_a_rejected_answer_is_recorded_and_moves_on():
     walk = _walk("a", "b", response_checks=(empty_content,))
     assert walk.next_member().name == "a"
-    assert not walk.accepts(AIMessage(""))
+    assert not walk.accepts(_result(""))
     assert walk.attempts[0]["error_type"] == "HolySheepResponseRejectedError"
     assert walk.next_member().name == "b"
-    assert walk.accepts(AIMessage("fine"))
+    assert walk.accepts(_result("fine"))
