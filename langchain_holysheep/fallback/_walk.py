@@ -84,8 +84,9 @@ class Walk:
     """One call's progress through the members; every call site shares it.
 
     Iterating it yields the member to try next (after any retry wait), skipping
-    members whose circuit is open, and stops when none is left. ``attempt()``
-    and ``committed()`` are context managers for the call itself.
+    members whose circuit is open, and stops when none is left; each turn of the
+    loop makes one attempt (the outcome moves the walk on). ``attempt()`` and
+    ``committed()`` are context managers for the call itself.
     """
 
     settings: WalkSettings
