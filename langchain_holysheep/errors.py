@@ -25,6 +25,7 @@ keep working::
         ├── HolySheepResponseError          a body that is not a chat completion
         │   └── HolySheepResponseValidationError  openai.APIResponseValidationError
         ├── HolySheepClientError            any other openai.OpenAIError
+        ├── HolySheepInputError             refused before sending (a ValueError)
         ├── HolySheepFallbackError          all fallback members failed (ExceptionGroup)
         ├── HolySheepCircuitOpenError       fallback member skipped: its circuit is open
         └── HolySheepResponseRejectedError  a response check rejected a fallback answer
