@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from langchain_holysheep.chat_models import ChatHolySheep
     from langchain_holysheep.embeddings import HolySheepEmbeddings
     from langchain_holysheep.fallback import ChatHolySheepFallback
+    from langchain_holysheep.ratelimit import HolySheepRateLimiter
 
 __version__ = "0.1.0"
 
@@ -22,12 +23,14 @@ _EXPORTS: dict[str, str] = {
     "ChatHolySheep": "langchain_holysheep.chat_models",
     "ChatHolySheepFallback": "langchain_holysheep.fallback",
     "HolySheepEmbeddings": "langchain_holysheep.embeddings",
+    "HolySheepRateLimiter": "langchain_holysheep.ratelimit",
 }
 
 __all__ = [
     "ChatHolySheep",
     "ChatHolySheepFallback",
     "HolySheepEmbeddings",
+    "HolySheepRateLimiter",
     "__version__",
 ]
 

@@ -36,6 +36,12 @@ from langchain_holysheep._settings import (
     GatewaySettings,
     HolySheepSerializable,
 )
+from langchain_holysheep.ratelimit.limiter import (
+    HolySheepRateLimiter,
+    afirst_step_reserved,
+    first_step_reserved,
+    reserved_by_model,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -47,9 +53,9 @@ if TYPE_CHECKING:
     from langchain_core.language_models import LangSmithParams
     from langchain_core.language_models.base import LanguageModelInput
     from langchain_core.language_models.model_profile import ModelProfile
-    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-    from langchain_core.runnables import Runnable
+    from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
     from pydantic import BaseModel
 
@@ -630,6 +636,8 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, body["model"])
+        if (limiter := self._holysheep_limiter()) is not None:
+            limiter.reserve_chat(messages, body)
         start = perf_counter()
         try:
             end, result = post_json(
@@ -653,6 +661,8 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, body["model"])
+        if (limiter := self._holysheep_limiter()) is not None:
+            await limiter.areserve_chat(messages, body)
         start = perf_counter()
         try:
             end, result = await apost_json(
@@ -675,6 +685,8 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, body["model"])
+        if (limiter := self._holysheep_limiter()) is not None:
+            limiter.reserve_chat(messages, body)
         start = perf_counter()
         try:
             stream = open_sse(client, _CHAT_PATH, body, self._request_options())
@@ -708,6 +720,8 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, body["model"])
+        if (limiter := self._holysheep_limiter()) is not None:
+            await limiter.areserve_chat(messages, body)
         start = perf_counter()
         try:
             stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
@@ -732,6 +746,91 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 yield final
         finally:
             await stream.close()
+
+    # ---- rate limiting
+    # A HolySheepRateLimiter is applied by the four methods above: one call
+    # reserves the request, its tokens and its model's limits once the body is
+    # known. langchain-core acquires the limiter before them, with no request at
+    # hand; these overrides run core's path in a scope where that acquire is a
+    # no-op, so each request is counted once, in one Redis round trip.
+    def _holysheep_limiter(self) -> HolySheepRateLimiter | None:
+        """The model's limiter if it is a ``HolySheepRateLimiter``."""
+        limiter = self.rate_limiter
+        return limiter if isinstance(limiter, HolySheepRateLimiter) else None
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if (limiter := self._holysheep_limiter()) is None:
+            return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+        with reserved_by_model(limiter):
+            return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if (limiter := self._holysheep_limiter()) is None:
+            return await super()._agenerate_with_cache(
+                messages, stop, run_manager, **kwargs
+            )
+        with reserved_by_model(limiter):
+            return await super()._agenerate_with_cache(
+                messages, stop, run_manager, **kwargs
+            )
+
+    def stream(
+        self,
+        input: LanguageModelInput,  # noqa: A002 (BaseChatModel's name)
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Stream the answer (``BaseChatModel.stream``).
+
+        Args:
+            input: The prompt.
+            config: The runnable config.
+            stop: Stop sequences.
+            **kwargs: Request parameters.
+
+        Returns:
+            The answer's chunks.
+        """
+        chunks = super().stream(input, config, stop=stop, **kwargs)
+        limiter = self._holysheep_limiter()
+        return chunks if limiter is None else first_step_reserved(limiter, chunks)
+
+    def astream(
+        self,
+        input: LanguageModelInput,  # noqa: A002 (BaseChatModel's name)
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Stream the answer asynchronously (``BaseChatModel.astream``).
+
+        Args:
+            input: The prompt.
+            config: The runnable config.
+            stop: Stop sequences.
+            **kwargs: Request parameters.
+
+        Returns:
+            The answer's chunks.
+        """
+        chunks = super().astream(input, config, stop=stop, **kwargs)
+        limiter = self._holysheep_limiter()
+        return chunks if limiter is None else afirst_step_reserved(limiter, chunks)
 
     # ---- fallbacks
     def with_model_fallbacks(

@@ -2,8 +2,10 @@
 
 Use :class:`OfflineGateway` to run LangChain chains, agents and benchmarks
 against a local server speaking the OpenAI chat-completions, models and
-embeddings protocol, with scripted :class:`Reply` and :class:`Fault` answers
-and a log of every :class:`RecordedRequest`. Only the standard library is used.
+embeddings protocol, with scripted :class:`Reply` and :class:`Fault` answers,
+a log of every :class:`RecordedRequest`, and optional per-key
+:class:`RateLimits` (real 429s, logged as :class:`RateLimitDecision`). Only the
+standard library is used.
 See ``docs/testing.md``.
 """
 
@@ -15,6 +17,7 @@ from langchain_holysheep.testing._gateway import (
     RecordedRequest,
     Responder,
 )
+from langchain_holysheep.testing._limits import RateLimitDecision, RateLimits
 from langchain_holysheep.testing._replies import Fault, Reply, ToolCall
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "Endpoint",
     "Fault",
     "OfflineGateway",
+    "RateLimitDecision",
+    "RateLimits",
     "RecordedRequest",
     "Reply",
     "Responder",

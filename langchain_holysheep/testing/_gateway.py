@@ -26,6 +26,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from langchain_holysheep.testing._embeddings import render_embeddings
+from langchain_holysheep.testing._limits import (
+    KeyWindow,
+    RateLimitDecision,
+    RateLimits,
+    admission_tokens,
+    key_id,
+    monotonic,
+    refusal,
+)
 from langchain_holysheep.testing._replies import (
     CREATED,
     Fault,
@@ -117,6 +126,9 @@ class _State:
     responders: dict[str | None, Responder] = field(default_factory=dict)
     rejects: set[str | None] = field(default_factory=set)
     log: list[RecordedRequest] = field(default_factory=list)
+    rate_limits: dict[str | None, RateLimits] = field(default_factory=dict)
+    windows: dict[str, KeyWindow] = field(default_factory=dict)
+    rate_log: list[RateLimitDecision] = field(default_factory=list)
 
 
 class _Server(ThreadingHTTPServer):
@@ -213,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         closing = "Connection: close\r\n" if self.close_connection else ""
         return (
             f"HTTP/1.1 {status} {phrase}\r\nContent-Type: {content_type}\r\n"
-            f"{framing}x-request-id: req_offline_{self._seq}\r\n{extra}{closing}\r\n"
+            f"{framing}x-request-id: req_offline_{self._seq}\r\n{extra}"
+            f"{self._rate_headers}{closing}\r\n"
         ).encode("latin-1")
 
     def _send(
@@ -239,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         gateway = self.server.gateway
         self._seq = next(gateway._counter)  # noqa: SLF001
+        self._rate_headers = ""
+        self._api_key = ""
         try:
             raw = self._read_body()
             split = urlsplit(self.path)
@@ -323,6 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
                 code="missing_api_key",
             )
             return False
+        self._api_key = key
         if gateway.api_key is not None and key != gateway.api_key:
             shown = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else "***"  # noqa: PLR2004
             self._error(
@@ -416,6 +432,8 @@ class _Handler(BaseHTTPRequestHandler):
         if error is not None:
             self._send(*error)
             return
+        if not self._admitted(gateway, body):
+            return
         item = gateway._pick("chat", body["model"], body)  # noqa: SLF001
         if isinstance(item, Fault):
             self._fault(item)
@@ -430,6 +448,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(render_chat_stream(plan, reply, include_usage=usage), reply)
         else:
             self._send(200, render_chat_json(plan))
+
+    def _admitted(self, gateway: OfflineGateway, body: dict[str, Any]) -> bool:
+        """Apply the key's rate limits; answer 429 (and say so) when refused."""
+        decision, window = gateway._rate_decide(self._api_key, body)  # noqa: SLF001
+        if window is None:
+            return True
+        extra = window.headers(decision.at)
+        if decision.admitted:
+            self._rate_headers = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+            return True
+        assert decision.limit is not None  # noqa: S101 (refused by a limit)
+        assert decision.retry_after is not None  # noqa: S101
+        used = (
+            len(window.admitted) if decision.limit == "requests" else window.tokens_used
+        )
+        payload, retry = refusal(
+            decision.limit, window.limits, decision.tokens, decision.retry_after, used
+        )
+        self._send(429, payload, headers={**retry, **extra})
+        return False
 
     def _stream(self, script: StreamScript, reply: Reply) -> None:
         events = script.events
@@ -677,8 +715,37 @@ class OfflineGateway:
         with self._lock:
             self._state.rejects.add(model)
 
+    def set_rate_limits(
+        self, limits: RateLimits | None, api_key: str | None = None
+    ) -> None:
+        """Enforce request and token limits on chat requests, per key.
+
+        Each key has its own sliding window. A request over a limit is answered
+        ``429`` with ``Retry-After``, ``retry-after-ms`` and OpenAI's error body;
+        every answer to a limited key carries ``x-ratelimit-*`` headers. See
+        :attr:`rate_limit_log` for what was admitted and refused.
+
+        Args:
+            limits: The limits, or ``None`` to remove them.
+            api_key: Only for this key (``None``: for every key without limits
+                of its own, each key counted separately).
+        """
+        with self._lock:
+            state = self._state
+            if limits is None:
+                state.rate_limits.pop(api_key, None)
+            else:
+                state.rate_limits[api_key] = limits
+            state.windows.clear()
+
+    @property
+    def rate_limit_log(self) -> list[RateLimitDecision]:
+        """Every rate-limit decision (admitted or refused), in arrival order."""
+        with self._lock:
+            return list(self._state.rate_log)
+
     def reset(self) -> None:
-        """Clear queues, defaults, responders, stream-option rejects and the log."""
+        """Clear queues, defaults, responders, rejects, rate limits and the logs."""
         with self._lock:
             self._state = _State()
 
@@ -722,6 +789,35 @@ class OfflineGateway:
             return
         with self._lock:
             self._state.log.append(record)
+
+    def _rate_decide(
+        self, api_key: str, body: dict[str, Any]
+    ) -> tuple[RateLimitDecision, KeyWindow | None]:
+        with self._lock:
+            state = self._state
+            limits = state.rate_limits.get(api_key) or state.rate_limits.get(None)
+            kid = key_id(api_key)
+            model = body.get("model")
+            cost = admission_tokens(body)
+            now = monotonic()
+            if limits is None:
+                decision = RateLimitDecision(now, kid, model, cost, admitted=True)
+                return decision, None
+            window = state.windows.get(kid)
+            if window is None or window.limits is not limits:
+                window = state.windows[kid] = KeyWindow(limits)
+            refused, retry_after = window.decide(now, cost)
+            decision = RateLimitDecision(
+                now,
+                kid,
+                model if isinstance(model, str) else None,
+                cost,
+                admitted=refused is None,
+                limit=refused,
+                retry_after=None if refused is None else retry_after,
+            )
+            state.rate_log.append(decision)
+            return decision, window
 
     def _rejects(self, model: str) -> bool:
         rejects = self._state.rejects

@@ -16,3 +16,4 @@ def _no_holysheep_env(monkeypatch):
     """Keep a developer's real key and URL out of unit tests."""
     monkeypatch.delenv("HOLYSHEEP_API_KEY", raising=False)
     monkeypatch.delenv("HOLYSHEEP_BASE_URL", raising=False)
+    monkeypatch.delenv("HOLYSHEEP_REDIS_URL", raising=False)

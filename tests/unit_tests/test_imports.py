@@ -9,6 +9,7 @@ EXPECTED_ALL = {
     "ChatHolySheep",
     "ChatHolySheepFallback",
     "HolySheepEmbeddings",
+    "HolySheepRateLimiter",
     "__version__",
 }
 
@@ -31,6 +32,24 @@ def test_import_does_not_load_openai():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_rate_limiter_loads_redis_only_for_a_redis_url():
+    """In-process limits need no redis-py (and no openai); a Redis URL loads it."""
+    code = (
+        "import sys, os; os.environ.pop('HOLYSHEEP_REDIS_URL', None); "
+        "import langchain_holysheep; "
+        "from langchain_holysheep import ChatHolySheep, HolySheepRateLimiter; "
+        "limiter = HolySheepRateLimiter(requests_per_minute=60); "
+        "ChatHolySheep(api_key='cr_x', rate_limiter=limiter); "
+        "print('redis' in sys.modules, 'openai' in sys.modules); "
+        "HolySheepRateLimiter(redis_url='redis://127.0.0.1:1/0'); "
+        "print('redis' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "False", "True"]
 
 
 def test_bare_import_is_cheap():

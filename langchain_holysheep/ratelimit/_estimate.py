@@ -1,0 +1,61 @@
+"""How many tokens a chat request reserves before it is sent (pure).
+
+OpenAI-compatible gateways count a request against a tokens-per-minute limit at
+admission as its prompt plus its ``max_tokens`` (times ``n``). The prompt is
+estimated offline with langchain-core's ``count_tokens_approximately`` (about
+four characters a token, plus a few per message, tools included), so nothing is
+downloaded and no tokenizer is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from langchain_core.messages.utils import count_tokens_approximately
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from langchain_core.messages import BaseMessage
+
+__all__ = ["DEFAULT_MAX_TOKENS", "output_reservation", "request_tokens"]
+
+DEFAULT_MAX_TOKENS: Final = 1024
+"""Output tokens reserved for a request that sets no ``max_tokens``."""
+
+
+def output_reservation(body: dict[str, Any], default_max_tokens: int) -> int:
+    """The output tokens a request may produce: ``max_tokens * n``.
+
+    Args:
+        body: The chat request body.
+        default_max_tokens: Used when the body sets neither ``max_tokens`` nor
+            ``max_completion_tokens``.
+
+    Returns:
+        The output tokens to reserve.
+    """
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    per_choice = limit if isinstance(limit, int) and limit > 0 else default_max_tokens
+    n = body.get("n")
+    return per_choice * (n if isinstance(n, int) and n > 1 else 1)
+
+
+def request_tokens(
+    messages: Sequence[BaseMessage], body: dict[str, Any], default_max_tokens: int
+) -> int:
+    """The tokens a request reserves: the prompt estimate plus the output's.
+
+    Args:
+        messages: The request's messages.
+        body: The chat request body (its ``tools``, ``max_tokens`` and ``n``).
+        default_max_tokens: Output reservation when ``max_tokens`` is unset.
+
+    Returns:
+        The tokens to reserve against tokens-per-minute limits.
+    """
+    tools = body.get("tools")
+    prompt = count_tokens_approximately(
+        messages, tools=tools if isinstance(tools, list) else None
+    )
+    return prompt + output_reservation(body, default_max_tokens)

@@ -1,0 +1,236 @@
+"""The Redis backend: the GCRA script in one round trip, sync and async.
+
+``redis`` (redis-py, the ``langchain-holysheep[redis]`` extra) is imported only
+here, and only when a limiter is given a Redis URL. Every call is one
+``EVALSHA``; the first (and the first after Redis lost its script cache, on
+``NOSCRIPT``) is an ``EVAL``, which also caches the script. Clients fail fast
+(a short socket timeout, no retries): the limiter falls back to its local limits
+rather than wait for Redis.
+
+Async clients are bound to their event loop, one per loop, and closed when the
+loop shuts down (the same hook ``_client`` uses), so no socket outlives its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from langchain_holysheep.errors import HolySheepInputError
+from langchain_holysheep.ratelimit._gcra import (
+    GCRA_SCRIPT,
+    GCRA_SHA1,
+    MICROS,
+    Booking,
+    Charge,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    import redis
+    import redis.asyncio
+
+__all__ = ["RedisGCRA", "import_redis", "mask_url"]
+
+_SCHEMES: Final = ("redis", "rediss", "unix")
+_EXTRA_HINT: Final = (
+    "HolySheepRateLimiter(redis_url=...) needs redis-py: install the extra with "
+    "`pip install 'langchain-holysheep[redis]'` (or `pip install redis`), or pass "
+    "redis_url=None (and unset HOLYSHEEP_REDIS_URL) to limit in this process only."
+)
+
+
+def import_redis() -> Any:
+    """Import redis-py, or say which extra installs it.
+
+    Returns:
+        The ``redis`` module.
+
+    Raises:
+        ImportError: If redis-py is not installed; the message names the extra.
+    """
+    try:
+        import redis  # noqa: PLC0415  (optional dependency, loaded on use)
+        import redis.asyncio  # noqa: PLC0415
+    except ImportError as error:
+        raise ImportError(_EXTRA_HINT, name="redis") from error
+    return redis
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for repr and logs.
+
+    Args:
+        url: A Redis URL, e.g. ``redis://:secret@host:6379/0``.
+
+    Returns:
+        The URL, safe to show.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable Redis URL>"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _script_args(
+    blocks: tuple[str, ...], charges: tuple[Charge, ...], max_wait: float | None
+) -> list[Any]:
+    """``numkeys, *keys, *args`` for the script (see ``_gcra.GCRA_SCRIPT``)."""
+    max_wait_us = -1 if max_wait is None else round(max_wait * MICROS)
+    keys = [*blocks, *(c.key for c in charges)]
+    increments = [repr(c.increment_us) for c in charges]
+    return [len(keys), *keys, max_wait_us, len(blocks), *increments]
+
+
+def _booking(reply: Any) -> Booking:
+    booked, wait_us = reply
+    return Booking(booked=int(booked) == 1, wait=max(0, int(wait_us)) / MICROS)
+
+
+class RedisGCRA:
+    """GCRA on one Redis server (or Cluster slot), sync and async."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        """Check ``url`` and prepare a client (no connection is made yet).
+
+        Args:
+            url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+            timeout: Connect and read timeout in seconds.
+
+        Raises:
+            HolySheepInputError: If the URL is malformed.
+            ImportError: If redis-py is not installed.
+        """
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        if scheme not in _SCHEMES:
+            raise HolySheepInputError(
+                f"redis_url {mask_url(url)!r} is not a Redis URL: use "
+                "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
+                "unix:///path/to/redis.sock."
+            )
+        self._redis = import_redis()
+        self._url = url
+        self._kwargs: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry_on_timeout": False,
+            "health_check_interval": 0,
+            "lib_name": None,
+            "lib_version": None,
+        }
+        try:
+            self._client: redis.Redis = self._redis.Redis.from_url(
+                url, retry=self._retry(sync=True), **self._kwargs
+            )
+        except ValueError as error:
+            raise HolySheepInputError(
+                f"redis_url {mask_url(url)!r} is malformed: {error}"
+            ) from None
+        # The first call sends the script itself (EVAL, which also caches it),
+        # so every call is one script call, even on a fresh server.
+        self._sent_script = False
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop,
+            tuple[redis.asyncio.Redis, AsyncGenerator[None, None]],
+        ] = weakref.WeakKeyDictionary()
+
+    def _retry(self, *, sync: bool) -> Any:
+        """No retries: a failing Redis falls back to local limits at once."""
+        module = self._redis if sync else self._redis.asyncio
+        return module.retry.Retry(self._redis.backoff.NoBackoff(), 0)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The sync client (for tests and ``holysheep status``)."""
+        return self._client
+
+    def book(
+        self,
+        blocks: tuple[str, ...],
+        charges: tuple[Charge, ...],
+        max_wait: float | None,
+    ) -> Booking:
+        """Run the script once (``EVAL`` if Redis lacks it).
+
+        Args:
+            blocks: Block keys to honour.
+            charges: What the call costs against each limit.
+            max_wait: The longest acceptable wait in seconds (``None``: any).
+
+        Returns:
+            The booking, on Redis's clock.
+        """
+        args = _script_args(blocks, charges, max_wait)
+        if not self._sent_script:
+            reply = self._client.eval(GCRA_SCRIPT, *args)
+            self._sent_script = True
+            return _booking(reply)
+        try:
+            reply = self._client.evalsha(GCRA_SHA1, *args)
+        except self._redis.exceptions.NoScriptError:  # Redis restarted or flushed
+            reply = self._client.eval(GCRA_SCRIPT, *args)
+        return _booking(reply)
+
+    async def abook(
+        self,
+        blocks: tuple[str, ...],
+        charges: tuple[Charge, ...],
+        max_wait: float | None,
+    ) -> Booking:
+        """Async :meth:`book`, on this event loop's client.
+
+        Args:
+            blocks: Block keys to honour.
+            charges: What the call costs against each limit.
+            max_wait: The longest acceptable wait in seconds (``None``: any).
+
+        Returns:
+            The booking, on Redis's clock.
+        """
+        client = await self._async_client()
+        args = _script_args(blocks, charges, max_wait)
+        if not self._sent_script:
+            reply = await client.eval(GCRA_SCRIPT, *args)
+            self._sent_script = True
+            return _booking(reply)
+        try:
+            reply = await client.evalsha(GCRA_SHA1, *args)
+        except self._redis.exceptions.NoScriptError:  # Redis restarted or flushed
+            reply = await client.eval(GCRA_SCRIPT, *args)
+        return _booking(reply)
+
+    async def _async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        entry = self._async_clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        client: redis.asyncio.Redis = self._redis.asyncio.Redis.from_url(
+            self._url, retry=self._retry(sync=False), **self._kwargs
+        )
+        closer = _close_on_loop_shutdown(client)
+        await closer.__anext__()  # registers with the loop's shutdown hook
+        self._async_clients[loop] = (client, closer)
+        return client
+
+    def close(self) -> None:
+        """Close the sync client's connections (they reopen on next use)."""
+        self._client.close()
+
+
+async def _close_on_loop_shutdown(
+    client: redis.asyncio.Redis,
+) -> AsyncGenerator[None, None]:
+    """Park until the loop shuts its async generators down, then close ``client``."""
+    try:
+        yield
+    finally:
+        await client.aclose()
