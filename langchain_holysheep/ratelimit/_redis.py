@@ -124,8 +124,6 @@ class RedisGCRA:
             "socket_connect_timeout": timeout,
             "retry_on_timeout": False,
             "health_check_interval": 0,
-            "lib_name": None,
-            "lib_version": None,
         }
         try:
             self._client: redis.Redis = self._redis.Redis.from_url(
