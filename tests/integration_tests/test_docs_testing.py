@@ -53,6 +53,7 @@ def test_docs_testing_examples_run(holysheep_env, capsys):
         "[500, 500, 500, 'recovered']",
         "HolySheepServerError",
         "1\n0 0\n",
+        "0\n[True, True, False]\n",
     ):
         assert expected in out
 
