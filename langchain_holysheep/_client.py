@@ -12,6 +12,12 @@ Clients are expensive (a connection pool each) and must not be built per call, s
 Timeouts and retries are *not* part of the key: they are sent per request, so a
 fallback chain's members (retries off) share the primary's pool.
 
+The clients we build (not a user's own ``http_client``) carry one response hook,
+``ratelimit.limiter.on_response`` / ``aon_response``: a 429 they see, including one
+the SDK then retries by itself, blocks a ``HolySheepRateLimiter``'s fleet, and a
+429 that gives its wait only in ``x-ratelimit-reset-*`` gets the matching
+``retry-after-ms`` for the SDK's own retry.
+
 ``openai`` (and ``_transport``, which needs it) is imported here lazily: importing
 langchain-holysheep stays cheap.
 """
@@ -153,7 +159,17 @@ def get_sync_client(config: ClientConfig) -> openai.OpenAI:
     with _lock:
         client = _sync_clients.get(config)
         if client is None:
-            client = _for_holysheep(openai.OpenAI(**config.client_kwargs()))
+            kwargs = config.client_kwargs()
+            if "http_client" not in kwargs:
+                from langchain_holysheep._transport import (  # noqa: PLC0415
+                    default_sync_http_client,
+                )
+                from langchain_holysheep.ratelimit.limiter import (  # noqa: PLC0415
+                    on_response,
+                )
+
+                kwargs["http_client"] = default_sync_http_client([on_response])
+            client = _for_holysheep(openai.OpenAI(**kwargs))
             _sync_clients[config] = client
     return client
 
@@ -215,9 +231,15 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
         from langchain_holysheep._transport import (  # noqa: PLC0415
             default_async_http_client,
         )
+        from langchain_holysheep.ratelimit.limiter import (  # noqa: PLC0415
+            aon_response,
+        )
 
         kwargs = config.client_kwargs()
-        kwargs.setdefault("http_client", default_async_http_client())
+        if "http_client" not in kwargs:
+            kwargs["http_client"] = default_async_http_client(
+                response_hooks=[aon_response]
+            )
         client = _for_holysheep(openai.AsyncOpenAI(**kwargs))
         entry[0][config] = client
     return client

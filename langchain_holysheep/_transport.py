@@ -1,9 +1,12 @@
-"""The async HTTP client our pooled ``openai.AsyncOpenAI`` clients are built on.
+"""The HTTP clients our pooled ``openai`` clients are built on.
 
-It is the SDK's own default (``openai.DefaultAsyncHttpxClient``: httpx2 over an
-httpcore2 pool, the SDK's connection limits and timeouts) with one change: when the
-pool asks an idle connection whether the server has closed it, the answer is one
-``poll`` of the socket.
+Both are the SDK's defaults with the response hooks ``_client`` passes (the
+rate limiter's 429 watch). The async one has one more change, below.
+
+The async client is the SDK's default (``openai.DefaultAsyncHttpxClient``: httpx2
+over an httpcore2 pool, the SDK's connection limits and timeouts) with one change:
+when the pool asks an idle connection whether the server has closed it, the answer
+is one ``poll`` of the socket.
 
 Why: each time a request takes a connection or gives one back, httpcore2 asks that
 question of every idle connection in the pool. Through anyio, every answer first
@@ -35,8 +38,9 @@ import openai
 if TYPE_CHECKING:
     import socket
     import ssl
+    from collections.abc import Awaitable, Callable
 
-__all__ = ["default_async_http_client"]
+__all__ = ["default_async_http_client", "default_sync_http_client"]
 
 
 class _SocketOnceStream(httpcore2.AsyncNetworkStream):
@@ -117,8 +121,39 @@ class _SocketOnceBackend(httpcore2.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-def default_async_http_client() -> httpx2.AsyncClient:
+class _SyncClient(openai.DefaultHttpxClient):
+    """The SDK's default sync client, closed when dropped (as the SDK's own is)."""
+
+    def __del__(self) -> None:
+        if self.is_closed:
+            return
+        try:  # noqa: SIM105 (``contextlib`` may be gone at interpreter exit)
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (best effort, as the SDK's)
+            pass
+
+
+def default_sync_http_client(
+    response_hooks: list[Callable[[httpx2.Response], None]] | None = None,
+) -> httpx2.Client:
+    """Build the SDK's default sync HTTP client, with ``response_hooks``.
+
+    Args:
+        response_hooks: ``httpx`` response event hooks to install.
+
+    Returns:
+        A new client; the ``openai.OpenAI`` built on it closes it.
+    """
+    return _SyncClient(event_hooks={"response": list(response_hooks or [])})
+
+
+def default_async_http_client(
+    response_hooks: list[Callable[[httpx2.Response], Awaitable[None]]] | None = None,
+) -> httpx2.AsyncClient:
     """Build the SDK's default async HTTP client, with the cheap idle-connection check.
+
+    Args:
+        response_hooks: ``httpx`` response event hooks to install.
 
     Returns:
         A new client (one pool); the ``openai.AsyncOpenAI`` built on it closes it.
@@ -128,4 +163,6 @@ def default_async_http_client() -> httpx2.AsyncClient:
     backend = getattr(pool, "_network_backend", None)
     if isinstance(pool, httpcore2.AsyncConnectionPool) and backend is not None:
         pool._network_backend = _SocketOnceBackend(backend)  # noqa: SLF001
-    return openai.DefaultAsyncHttpxClient(transport=transport)
+    return openai.DefaultAsyncHttpxClient(
+        transport=transport, event_hooks={"response": list(response_hooks or [])}
+    )

@@ -41,6 +41,7 @@ from langchain_holysheep.ratelimit.limiter import (
     afirst_step_reserved,
     first_step_reserved,
     reserved_by_model,
+    watching,
 )
 
 if TYPE_CHECKING:
@@ -640,9 +641,10 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             limiter.reserve_chat(messages, body)
         start = perf_counter()
         try:
-            end, result = post_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
-            )
+            with watching(limiter, body["model"]):
+                end, result = post_json(
+                    client, _CHAT_PATH, body, self._request_options(), _timed_result
+                )
         except Exception as error:
             self._enrich_not_found(error, config, body["model"])
             raise
@@ -665,9 +667,10 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             await limiter.areserve_chat(messages, body)
         start = perf_counter()
         try:
-            end, result = await apost_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
-            )
+            with watching(limiter, body["model"]):
+                end, result = await apost_json(
+                    client, _CHAT_PATH, body, self._request_options(), _timed_result
+                )
         except Exception as error:
             await self._aenrich_not_found(error, config, body["model"])
             raise
@@ -688,13 +691,14 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         if (limiter := self._holysheep_limiter()) is not None:
             limiter.reserve_chat(messages, body)
         start = perf_counter()
-        try:
-            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
-        except Exception as error:
-            if not self._retry_without_stream_options(error, body):
-                self._enrich_not_found(error, config, body["model"])
-                raise
-            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
+        with watching(limiter, body["model"]):
+            try:
+                stream = open_sse(client, _CHAT_PATH, body, self._request_options())
+            except Exception as error:
+                if not self._retry_without_stream_options(error, body):
+                    self._enrich_not_found(error, config, body["model"])
+                    raise
+                stream = open_sse(client, _CHAT_PATH, body, self._request_options())
         state = StreamState()
         first: float | None = None
         with closing(stream), self._translate_errors(partial=state.partial_text):
@@ -723,13 +727,18 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         if (limiter := self._holysheep_limiter()) is not None:
             await limiter.areserve_chat(messages, body)
         start = perf_counter()
-        try:
-            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
-        except Exception as error:
-            if not self._retry_without_stream_options(error, body):
-                await self._aenrich_not_found(error, config, body["model"])
-                raise
-            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
+        with watching(limiter, body["model"]):
+            try:
+                stream = await aopen_sse(
+                    client, _CHAT_PATH, body, self._request_options()
+                )
+            except Exception as error:
+                if not self._retry_without_stream_options(error, body):
+                    await self._aenrich_not_found(error, config, body["model"])
+                    raise
+                stream = await aopen_sse(
+                    client, _CHAT_PATH, body, self._request_options()
+                )
         state = StreamState()
         first: float | None = None
         try:
@@ -750,9 +759,10 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     # ---- rate limiting
     # A HolySheepRateLimiter is applied by the four methods above: one call
     # reserves the request, its tokens and its model's limits once the body is
-    # known. langchain-core acquires the limiter before them, with no request at
-    # hand; these overrides run core's path in a scope where that acquire is a
-    # no-op, so each request is counted once, in one Redis round trip.
+    # known, and a 429 on the wire (``watching``) blocks the fleet.
+    # langchain-core acquires the limiter before them, with no request at hand;
+    # these overrides run core's path in a scope where that acquire is a no-op,
+    # so each request is counted once, in one Redis round trip.
     def _holysheep_limiter(self) -> HolySheepRateLimiter | None:
         """The model's limiter if it is a ``HolySheepRateLimiter``."""
         limiter = self.rate_limiter

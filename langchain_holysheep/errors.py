@@ -495,7 +495,12 @@ MAPPED_SDK_ERRORS: Final = frozenset({*_STATUS_ERRORS, *_OTHER_ERRORS})
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Read the wait a 429/503 asks for, from ``retry-after-ms`` or ``retry-after``.
+    """Read the wait a 429/503 asks for.
+
+    ``retry-after-ms`` first, then ``retry-after`` (seconds or an HTTP date),
+    then OpenAI's ``x-ratelimit-reset-requests`` / ``x-ratelimit-reset-tokens``
+    (``"1.5s"``, ``"6m0s"``, ``"20ms"``): the reset of an exhausted limit
+    (``x-ratelimit-remaining-*: 0``), else the later of the two.
 
     Args:
         headers: The response headers.
@@ -520,7 +525,36 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
                 return max(parsedate_to_datetime(seconds).timestamp() - time(), 0.0)
             except (TypeError, ValueError):
                 return None
-    return None
+    return _ratelimit_reset(lowered)
+
+
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration(text: str) -> float | None:
+    """OpenAI's reset durations (``"1.5s"``, ``"6m0s"``, ``"20ms"``) in seconds."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _ratelimit_reset(lowered: Mapping[str, str]) -> float | None:
+    resets = {
+        kind: _duration(value)
+        for kind in ("requests", "tokens")
+        if (value := lowered.get(f"x-ratelimit-reset-{kind}")) is not None
+    }
+    known = {kind: wait for kind, wait in resets.items() if wait is not None}
+    exhausted = [
+        wait
+        for kind, wait in known.items()
+        if lowered.get(f"x-ratelimit-remaining-{kind}", "").strip() == "0"
+    ]
+    waits = exhausted or list(known.values())
+    return max(waits) if waits else None
 
 
 def _error_code(error: openai.APIError) -> str | None:

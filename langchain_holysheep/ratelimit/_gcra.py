@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "BLOCK_SCRIPT",
     "GCRA_SCRIPT",
     "GCRA_SHA1",
     "MICROS",
@@ -63,6 +64,23 @@ return {1, wait}
 
 GCRA_SHA1: Final = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 """The script's SHA-1, for ``EVALSHA``."""
+
+
+# KEYS[1]: a block key; ARGV[1]: the block's length in µs. Lengthens the block
+# to now + ARGV[1] on Redis's clock, never shortens it (a shorter 429 arriving
+# later keeps the longer block). Returns 1 if it lengthened the block.
+BLOCK_SCRIPT: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local length = tonumber(ARGV[1])
+local ends = now + length
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if ends <= current then return 0 end
+redis.call('SET', KEYS[1], string.format('%.0f', ends),
+           'PX', math.floor(length / 1000) + 1000)
+return 1
+"""
+"""The block script: every call of the key (or model) waits until it ends."""
 
 
 @dataclass(frozen=True, slots=True)

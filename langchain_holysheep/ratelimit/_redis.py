@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.ratelimit._gcra import (
+    BLOCK_SCRIPT,
     GCRA_SCRIPT,
     GCRA_SHA1,
     MICROS,
@@ -205,6 +206,25 @@ class RedisGCRA:
         except self._redis.exceptions.NoScriptError:  # Redis restarted or flushed
             reply = await client.eval(GCRA_SCRIPT, *args)
         return _booking(reply)
+
+    def block(self, key: str, seconds: float) -> None:
+        """Lengthen ``key``'s block to ``seconds`` from now (one ``EVAL``).
+
+        Args:
+            key: The block key.
+            seconds: The block's length.
+        """
+        self._client.eval(BLOCK_SCRIPT, 1, key, round(seconds * MICROS))
+
+    async def ablock(self, key: str, seconds: float) -> None:
+        """Async :meth:`block`.
+
+        Args:
+            key: The block key.
+            seconds: The block's length.
+        """
+        client = await self._async_client()
+        await client.eval(BLOCK_SCRIPT, 1, key, round(seconds * MICROS))
 
     async def _async_client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -48,8 +48,11 @@ __all__ = [
     "HolySheepRateLimiter",
     "ModelLimits",
     "afirst_step_reserved",
+    "aon_response",
     "first_step_reserved",
+    "on_response",
     "reserved_by_model",
+    "watching",
 ]
 
 REDIS_URL_ENV: Final = "HOLYSHEEP_REDIS_URL"
@@ -95,6 +98,7 @@ class _Plan:
 
     blocks: tuple[str, ...]
     shared: tuple[Charge, ...]
+    local_blocks: tuple[str, ...]
     local: tuple[Charge, ...]
 
 
@@ -208,6 +212,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         fleet_size: int = 1,
         redis_timeout: float = 0.25,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_block: float = 60.0,
     ) -> None:
         """Configure the limits; nothing connects until the first call.
 
@@ -230,6 +235,8 @@ class HolySheepRateLimiter(BaseRateLimiter):
             redis_timeout: Seconds to wait for Redis before falling back.
             default_max_tokens: Output tokens reserved for a request that sets
                 no ``max_tokens``.
+            max_block: The longest a 429 blocks the key (or model) for every
+                process, in seconds, whatever its ``Retry-After`` says.
 
         Raises:
             HolySheepInputError: For a limit that is not a positive number, a
@@ -270,6 +277,11 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 f"default_max_tokens must be a positive whole number, not "
                 f"{default_max_tokens!r}."
             )
+        if not isinstance(max_block, int | float) or not 0 < max_block <= 3600:  # noqa: PLR2004
+            raise _input_error(
+                f"max_block must be seconds in (0, 3600], not {max_block!r}."
+            )
+        self.max_block = float(max_block)
         self.namespace = namespace
         self.fleet_size = fleet_size
         self.redis_timeout = float(redis_timeout)
@@ -442,6 +454,52 @@ class HolySheepRateLimiter(BaseRateLimiter):
             tokens=self.chat_tokens(messages, body), model=body.get("model")
         )
 
+    def block(self, seconds: float, model: str | None = None) -> None:
+        """Hold every call of the key (or of ``model``) for ``seconds``.
+
+        Every process's next call waits until the block ends (within one
+        round trip); a block is lengthened, never shortened, and capped at
+        ``max_block``. ``ChatHolySheep`` calls it on each 429 it receives.
+
+        Args:
+            seconds: How long, e.g. a 429's ``Retry-After``.
+            model: Block only this model (``None``: the whole key).
+        """
+        key = _block_key(model)
+        seconds = min(seconds, self.max_block)
+        if seconds <= 0:
+            return
+        if self._redis is not None and self._redis_due():
+            try:
+                self._redis.block(self._prefix + key, seconds)
+            except Exception as error:  # noqa: BLE001 (a Redis error never fails a call)
+                self._redis_failed(error)
+            else:
+                self._redis_answered()
+                return
+        self._local.block(key, seconds)
+
+    async def ablock(self, seconds: float, model: str | None = None) -> None:
+        """Async :meth:`block`.
+
+        Args:
+            seconds: How long, e.g. a 429's ``Retry-After``.
+            model: Block only this model (``None``: the whole key).
+        """
+        key = _block_key(model)
+        seconds = min(seconds, self.max_block)
+        if seconds <= 0:
+            return
+        if self._redis is not None and self._redis_due():
+            try:
+                await self._redis.ablock(self._prefix + key, seconds)
+            except Exception as error:  # noqa: BLE001 (a Redis error never fails a call)
+                self._redis_failed(error)
+            else:
+                self._redis_answered()
+                return
+        self._local.block(key, seconds)
+
     def close(self) -> None:
         """Close the Redis connections (they reopen on the next call)."""
         if self._redis is not None:
@@ -472,10 +530,10 @@ class HolySheepRateLimiter(BaseRateLimiter):
             ("rpm", self.requests_per_minute, requests),
             ("tpm", self.tokens_per_minute, tokens),
         ]
-        blocks = [f"{self._prefix}block"]
+        blocks = ["block"]
         per_model = self.model_limits.get(model) if model else None
         if model:
-            blocks.append(f"{self._prefix}m:{model}:block")
+            blocks.append(f"m:{model}:block")
         if per_model is not None:
             limits += [
                 (f"m:{model}:rpm", per_model.requests_per_minute, requests),
@@ -497,7 +555,12 @@ class HolySheepRateLimiter(BaseRateLimiter):
             increment = cost * _MINUTE_US / limit
             shared.append(Charge(self._prefix + suffix, increment))
             local.append(Charge(suffix, increment * self._local_factor))
-        return _Plan(tuple(blocks), tuple(shared), tuple(local))
+        return _Plan(
+            tuple(self._prefix + b for b in blocks),
+            tuple(shared),
+            tuple(blocks),
+            tuple(local),
+        )
 
     def _redis_due(self) -> bool:
         """Whether to ask Redis now (not while backing off after a failure)."""
@@ -546,7 +609,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
             else:
                 self._redis_answered()
                 return booking
-        return self._local.book(plan.local, max_wait)
+        return self._local.book(plan.local_blocks, plan.local, max_wait)
 
     async def _abook(self, plan: _Plan, max_wait: float | None) -> Booking:
         if self._redis is not None and self._redis_due():
@@ -557,7 +620,11 @@ class HolySheepRateLimiter(BaseRateLimiter):
             else:
                 self._redis_answered()
                 return booking
-        return self._local.book(plan.local, max_wait)
+        return self._local.book(plan.local_blocks, plan.local, max_wait)
+
+
+def _block_key(model: str | None) -> str:
+    return f"m:{model}:block" if model else "block"
 
 
 def _slept(booking: Booking) -> bool:
@@ -642,3 +709,99 @@ async def afirst_step_reserved(
 
 
 _END: Final[Any] = object()
+
+
+# ------------------------------------------------------- 429s: the fleet block
+# While a ChatHolySheep request with a HolySheepRateLimiter is on the wire, the
+# limiter and model are in this variable; the HTTP clients' response hooks
+# (installed by ``_client``) turn each 429 they see, including those the SDK
+# retries by itself, into a block.
+_WATCH: ContextVar[tuple[HolySheepRateLimiter, str] | None] = ContextVar(
+    "holysheep_rate_limit_watch", default=None
+)
+_NO_WATCH: Final = nullcontext()
+_DEFAULT_BLOCK: Final = 1.0
+_RATE_LIMITED: Final = 429
+
+
+class _Watch:
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, value: tuple[HolySheepRateLimiter, str]) -> None:
+        self._value = value
+
+    def __enter__(self) -> None:
+        self._token = _WATCH.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        _WATCH.reset(self._token)
+
+
+def watching(
+    limiter: HolySheepRateLimiter | None, model: str
+) -> AbstractContextManager[None]:
+    """Within this block, a 429 for ``model`` blocks ``limiter``'s key.
+
+    Args:
+        limiter: The model's limiter (``None``: nothing to do).
+        model: The requested model.
+
+    Returns:
+        A context manager.
+    """
+    return _NO_WATCH if limiter is None else _Watch((limiter, model))
+
+
+def _block_scope(body: bytes, model: str) -> str | None:
+    """The model if the 429's message names it (a per-model limit), else ``None``."""
+    return model if model and model.encode() in body else None
+
+
+def _seconds_to_wait(headers: Any) -> float | None:
+    """The 429's wait; adds ``retry-after-ms`` from ``x-ratelimit-reset-*``.
+
+    The SDK's own retry reads only ``retry-after(-ms)``: when a gateway sends
+    just OpenAI's reset headers, the SDK's retry waits for them too.
+    """
+    from langchain_holysheep.errors import retry_after_seconds  # noqa: PLC0415
+
+    seconds = retry_after_seconds(headers)
+    if (
+        seconds is not None
+        and "retry-after-ms" not in headers
+        and "retry-after" not in headers
+    ):
+        headers["retry-after-ms"] = str(math.ceil(seconds * 1000))
+    return seconds
+
+
+def on_response(response: Any) -> None:
+    """The sync HTTP clients' response hook: a 429 blocks the fleet.
+
+    Args:
+        response: The ``httpx`` response (headers received).
+    """
+    if response.status_code != _RATE_LIMITED:
+        return
+    seconds = _seconds_to_wait(response.headers)
+    watch = _WATCH.get()
+    if watch is not None:
+        limiter, model = watch
+        scope = _block_scope(response.read(), model)
+        limiter.block(_DEFAULT_BLOCK if seconds is None else seconds, scope)
+
+
+async def aon_response(response: Any) -> None:
+    """The async HTTP clients' response hook (see :func:`on_response`).
+
+    Args:
+        response: The ``httpx`` response (headers received).
+    """
+    if response.status_code != _RATE_LIMITED:
+        return
+    seconds = _seconds_to_wait(response.headers)
+    watch = _WATCH.get()
+    if watch is not None:
+        limiter, model = watch
+        scope = _block_scope(await response.aread(), model)
+        await limiter.ablock(_DEFAULT_BLOCK if seconds is None else seconds, scope)

@@ -34,12 +34,12 @@ def _model(config):
         limiter = HolySheepRateLimiter(**config["limiter_kwargs"])
     else:
         limiter = InMemoryRateLimiter(**config["limiter_kwargs"])
+    kwargs = {"max_retries": 0, **config["model_kwargs"]}
     return ChatHolySheep(
         base_url=config["base_url"],
         api_key=config["api_key"],
-        max_retries=0,
         rate_limiter=limiter,
-        **config["model_kwargs"],
+        **kwargs,
     )
 
 

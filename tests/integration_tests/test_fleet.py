@@ -22,7 +22,7 @@ import queue
 
 import pytest
 
-from langchain_holysheep.testing import RateLimits
+from langchain_holysheep.testing import Fault, RateLimits
 from tests.integration_tests import fleet_worker
 from tests.redis_support import SHARED_REDIS_URL, namespace_on_shared_redis
 
@@ -148,6 +148,35 @@ def test_eight_processes_share_a_token_limit_with_max_tokens(fleet, gw, namespac
     tokens = sum(d.tokens for d in ordered[:-1])
     throughput = tokens / (ordered[-1].at - ordered[0].at)
     assert throughput >= 0.85 * TOKEN_RATE
+
+
+def test_a_429_seen_by_one_process_holds_every_process_until_it_ends(
+    fleet, gw, namespace
+):
+    """The gateway sees nothing from any process during a 429's Retry-After.
+
+    Requests already on the wire (or booked a few ms ahead) when the 429 is
+    answered still arrive just after it; nothing arrives later in the block.
+    The refused call itself completes: the SDK retries it after Retry-After.
+    """
+    gw.set_rate_limits(RateLimits(requests=10_000))  # only to time-stamp requests
+    gw.enqueue(Fault(status=429, headers={"Retry-After": "2"}))
+    kwargs = {
+        "requests_per_minute": 6000,
+        "redis_url": SHARED_REDIS_URL,
+        "namespace": namespace,
+        "api_key": KEY,
+    }
+    refused = fleet.run(
+        gw, "holysheep", kwargs, requests=6, model_kwargs={"max_retries": 2}
+    )
+    assert sum(refused.values()) == 0  # every call completed
+    times = sorted(d.at for d in gw.rate_limit_log)
+    assert len(times) == WORKERS * 6 + 1  # and the SDK's one retry
+    first = times[0]  # the request answered 429
+    during = [round(t - first, 3) for t in times if first + 0.5 < t < first + 1.9]
+    assert during == []
+    assert any(t >= first + 1.9 for t in times)
 
 
 def _gaps(times):

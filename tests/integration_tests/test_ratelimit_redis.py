@@ -11,13 +11,15 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from langchain_holysheep import HolySheepRateLimiter
-from langchain_holysheep.errors import HolySheepInputError
+from langchain_holysheep.errors import HolySheepInputError, HolySheepRateLimitError
+from langchain_holysheep.testing import Fault
 from tests.modes import MODES, call
 from tests.redis_support import (
     SHARED_REDIS_URL,
@@ -277,3 +279,91 @@ def test_the_limiter_reconnects_after_its_backoff(private_redis, caplog):
     assert any("answers again" in r.getMessage() for r in caplog.records)
     assert private_redis.script_calls() == 1
     limiter.close()
+
+
+# ------------------------------------------------------------ 429s: the block
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_429_blocks_the_key_for_every_limiter_sharing_it(
+    make_model, make_limiter, gw, mode
+):
+    gw.enqueue(Fault(status=429, headers={"Retry-After": "1"}))
+    first, second = (
+        make_limiter(requests_per_minute=6000),
+        make_limiter(requests_per_minute=6000),
+    )
+    with pytest.raises(HolySheepRateLimitError):
+        await call(make_model(rate_limiter=first), mode)
+    assert not second.acquire(blocking=False)  # another process, same key
+    assert 0.5 < _tat_ahead(first, "block") <= 1.0
+    start = time.monotonic()
+    assert (await call(make_model(rate_limiter=second), mode)).content
+    assert time.monotonic() - start >= 0.5
+
+
+def test_a_429_the_sdk_retries_by_itself_still_blocks_the_fleet(
+    make_model, make_limiter, gw
+):
+    gw.enqueue(Fault(status=429, headers={"retry-after-ms": "1500"}))
+    limiter, other = make_limiter(), make_limiter(requests_per_minute=6000)
+    llm = make_model(rate_limiter=limiter, max_retries=1)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(llm.invoke, "hi")
+        time.sleep(0.4)  # the SDK is waiting out the 429 by itself
+        assert not other.acquire(blocking=False)
+        assert answer.result(timeout=10).content
+    assert len(gw.requests) == 2
+
+
+def test_a_429_naming_its_model_blocks_that_model_only(make_model, make_limiter, gw):
+    gw.enqueue(
+        Fault(
+            status=429,
+            message="Rate limit reached for gpt-4.1 on requests per min",
+            headers={"Retry-After": "5"},
+        )
+    )
+    limiter = make_limiter()  # no limits: only blocks hold calls
+    with pytest.raises(HolySheepRateLimitError):
+        make_model(model="gpt-4.1", rate_limiter=limiter).invoke("hi")
+    assert limiter.acquire(blocking=False)  # the key is not blocked
+    assert not limiter.reserve(model="gpt-4.1", blocking=False)
+    assert limiter.reserve(model="deepseek-v3.2", blocking=False)
+
+
+def test_a_block_is_capped_and_never_shortened(make_limiter):
+    limiter = make_limiter(max_block=2)
+    limiter.block(3600)
+    assert 1.5 < _tat_ahead(limiter, "block") <= 2.0
+    limiter.block(0.5)  # a later, shorter 429 keeps the longer block
+    assert _tat_ahead(limiter, "block") > 1.5
+
+
+async def test_with_redis_down_a_429_blocks_this_process(make_model, gw, caplog):
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    limiter = HolySheepRateLimiter(
+        requests_per_minute=6000, redis_url=closed_port_url()
+    )
+    gw.enqueue(Fault(status=429, headers={"Retry-After": "1"}))
+    with pytest.raises(HolySheepRateLimitError):
+        await make_model(rate_limiter=limiter).ainvoke("hi")
+    start = time.monotonic()
+    assert await make_model(rate_limiter=limiter).ainvoke("hi")
+    assert time.monotonic() - start >= 0.8
+    assert len(_warnings(caplog)) == 1
+
+
+def test_the_sdk_waits_for_x_ratelimit_reset_when_there_is_no_retry_after(
+    make_model, gw
+):
+    gw.enqueue(
+        Fault(
+            status=429,
+            headers={
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1.2s",
+            },
+        )
+    )
+    start = time.monotonic()
+    assert make_model(max_retries=1).invoke("hi").content
+    assert time.monotonic() - start >= 1.2  # not the SDK's 0.5-1 s back-off

@@ -139,6 +139,23 @@ def test_ordinary_bad_request_is_not_context_overflow():
         ({"retry-after-ms": "250"}, 0.25),
         ({"retry-after": "soon"}, None),
         ({}, None),
+        ({"x-ratelimit-reset-requests": "1.5s"}, 1.5),
+        ({"x-ratelimit-reset-tokens": "6m0s"}, 360.0),
+        ({"x-ratelimit-reset-requests": "20ms"}, 0.02),
+        ({"x-ratelimit-reset-requests": "1h2m3s"}, 3723.0),
+        ({"x-ratelimit-reset-requests": "2s", "x-ratelimit-reset-tokens": "5s"}, 5.0),
+        (
+            {
+                "x-ratelimit-reset-requests": "2s",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-tokens": "5s",
+                "x-ratelimit-remaining-tokens": "900",
+            },
+            2.0,
+        ),
+        ({"retry-after": "3", "x-ratelimit-reset-requests": "9s"}, 3.0),
+        ({"x-ratelimit-reset-requests": "soon"}, None),
+        ({"x-ratelimit-reset-requests": "5"}, None),
     ],
 )
 def test_retry_after(headers, expected):

@@ -224,3 +224,29 @@ def test_in_process_limits_log_nothing(caplog):
     limiter = HolySheepRateLimiter(requests_per_minute=6000, redis_url=None)
     limiter.acquire()
     assert caplog.records == []
+
+
+# ------------------------------------------------------------------- blocks
+def test_a_block_holds_calls_in_process_and_is_capped():
+    limiter = HolySheepRateLimiter(redis_url=None, max_block=0.3)
+    limiter.block(3600)
+    assert not limiter.acquire(blocking=False)
+    start = time.monotonic()
+    assert limiter.acquire()
+    assert 0.2 <= time.monotonic() - start < 3600
+    limiter.block(0)  # nothing to hold
+    assert limiter.acquire(blocking=False)
+
+
+def test_a_model_block_holds_that_model_only():
+    limiter = HolySheepRateLimiter(redis_url=None)
+    asyncio.run(limiter.ablock(30, model="gpt-4.1"))
+    assert not limiter.reserve(model="gpt-4.1", blocking=False)
+    assert limiter.reserve(model="deepseek-v3.2", blocking=False)
+    assert limiter.acquire(blocking=False)
+
+
+@pytest.mark.parametrize("max_block", [0, -1, 7200, "60"])
+def test_max_block_must_be_a_sane_number_of_seconds(max_block):
+    with pytest.raises(HolySheepInputError, match="max_block"):
+        HolySheepRateLimiter(max_block=max_block)
