@@ -23,7 +23,9 @@ A :class:`CircuitBreaker` per (gateway, model) is shared by every chain in the
 process, across threads and event loops, and skips a member after
 ``failure_threshold`` consecutive retryable failures, for a cooldown seeded from
 ``Retry-After`` (else escalating from ``cooldown``), then lets one half-open
-trial request decide whether the model is back.
+trial request decide whether the model is back. With a ``redis_url`` in the
+policy (default ``HOLYSHEEP_REDIS_URL``) it is a :class:`SharedCircuitBreaker`,
+whose state every process on that Redis shares (``_shared``).
 
 The parts, one job each: ``_policy`` (the triggers, response checks and retry
 wait, pure functions), ``_breaker`` (the circuit breaker and its registry, no
@@ -49,7 +51,6 @@ from langchain_holysheep.fallback._breaker import (
     CircuitSnapshot,
     CircuitState,
     circuit_breaker_states,
-    get_circuit_breaker,
     reset_circuit_breakers,
 )
 from langchain_holysheep.fallback._chain import ChatHolySheepFallback
@@ -59,6 +60,10 @@ from langchain_holysheep.fallback._policy import (
     empty_content,
     finish_reason_length,
     is_fallback_error,
+)
+from langchain_holysheep.fallback._shared import (
+    SharedCircuitBreaker,
+    get_circuit_breaker,
 )
 
 __all__ = [
@@ -72,6 +77,7 @@ __all__ = [
     "HolySheepFallbackError",
     "HolySheepResponseRejectedError",
     "ResponseCheck",
+    "SharedCircuitBreaker",
     "circuit_breaker_states",
     "empty_content",
     "finish_reason_length",

@@ -3,19 +3,23 @@
 Knows nothing of LangChain or HTTP (stdlib only): callers say when a request
 may go (:meth:`CircuitBreaker.acquire`) and how it ended. The process-wide
 registry shares one breaker per (scope, model, policy) across threads and event
-loops.
+loops. For a policy with a ``redis_url`` (default ``HOLYSHEEP_REDIS_URL``),
+``_shared.get_circuit_breaker`` builds ``SharedCircuitBreaker``s instead, whose
+state every process shares.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable  # noqa: TC003 (pydantic reads the policy's fields)
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 __all__ = [
+    "BreakerFactory",
     "CircuitBreaker",
     "CircuitBreakerPolicy",
     "CircuitSnapshot",
@@ -24,6 +28,13 @@ __all__ = [
     "get_circuit_breaker",
     "reset_circuit_breakers",
 ]
+
+
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def _env_redis_url() -> str | None:
+    return os.environ.get("HOLYSHEEP_REDIS_URL") or None
 
 
 class CircuitState(StrEnum):
@@ -53,7 +64,16 @@ class CircuitBreakerPolicy:
     max_cooldown: float = 300.0
     """The longest cooldown, whatever ``Retry-After`` or doubling says."""
     clock: Callable[[], float] = time.monotonic
-    """Seconds from a monotonic clock (injectable for tests)."""
+    """Seconds from a monotonic clock (injectable for tests; in-process
+    breakers only: a shared breaker runs on Redis's clock)."""
+    redis_url: str | None = field(default_factory=_env_redis_url, repr=False)
+    """Share each breaker's state across processes through this Redis
+    (``langchain-holysheep[redis]``); defaults to ``HOLYSHEEP_REDIS_URL``;
+    ``None`` keeps it in this process."""
+    redis_namespace: str = "default"
+    """Separates shared breakers on one Redis."""
+    redis_timeout: float = 0.25
+    """Seconds to wait for Redis before using this process's breaker state."""
 
     def __post_init__(self) -> None:
         """Reject values that would make a breaker misbehave."""
@@ -62,6 +82,23 @@ class CircuitBreakerPolicy:
             raise ValueError(msg)
         if not 0 <= self.cooldown <= self.max_cooldown:
             msg = "cooldown must be between 0 and max_cooldown"
+            raise ValueError(msg)
+        url = self.redis_url
+        if url is not None and (
+            not isinstance(url, str)
+            or url.partition("://")[0].lower() not in _REDIS_SCHEMES
+            or "://" not in url
+        ):
+            msg = (
+                "redis_url must be a redis://, rediss:// or unix:// URL (or None "
+                "for in-process breakers)"
+            )
+            raise ValueError(msg)
+        if not self.redis_namespace or not isinstance(self.redis_namespace, str):
+            msg = "redis_namespace must be a non-empty string"
+            raise ValueError(msg)
+        if not 0 < self.redis_timeout <= 60:  # noqa: PLR2004
+            msg = "redis_timeout must be seconds in (0, 60]"
             raise ValueError(msg)
 
 
@@ -212,8 +249,15 @@ _BREAKERS: dict[_BreakerKey, CircuitBreaker] = {}
 _BREAKERS_LOCK: Final = threading.Lock()
 
 
+BreakerFactory = Callable[[str, str, CircuitBreakerPolicy], CircuitBreaker]
+"""Builds a breaker for (model, scope, policy): ``CircuitBreaker`` or a subclass."""
+
+
 def get_circuit_breaker(
-    model: str, scope: str, policy: CircuitBreakerPolicy | None = None
+    model: str,
+    scope: str,
+    policy: CircuitBreakerPolicy | None = None,
+    factory: BreakerFactory = CircuitBreaker,
 ) -> CircuitBreaker:
     """Return the process-wide breaker for ``model`` on ``scope`` under ``policy``.
 
@@ -221,6 +265,8 @@ def get_circuit_breaker(
         model: The model id.
         scope: The gateway base URL (or provider) the model is reached through.
         policy: The breaker policy (default: ``CircuitBreakerPolicy()``).
+        factory: What builds the breaker on first use (``_shared`` passes
+            its Redis-backed one for a policy with a ``redis_url``).
 
     Returns:
         The shared breaker, created closed on first use.
@@ -229,12 +275,14 @@ def get_circuit_breaker(
     with _BREAKERS_LOCK:
         breaker = _BREAKERS.get(key)
         if breaker is None:
-            breaker = _BREAKERS[key] = CircuitBreaker(model, scope, key[2])
+            breaker = _BREAKERS[key] = factory(model, scope, key[2])
         return breaker
 
 
 def circuit_breaker_states() -> list[CircuitSnapshot]:
     """Snapshot every breaker in the process (for a health endpoint).
+
+    A shared breaker's snapshot is the fleet's state, read from Redis.
 
     Returns:
         One snapshot per (gateway, model, policy) used so far.

@@ -36,7 +36,6 @@ from langchain_holysheep.chat_models import ChatHolySheep
 from langchain_holysheep.fallback._breaker import (
     CircuitBreakerPolicy,
     CircuitSnapshot,
-    get_circuit_breaker,
 )
 from langchain_holysheep.fallback._member import (
     TOOL_OPTIONS,
@@ -57,6 +56,7 @@ from langchain_holysheep.fallback._policy import (
     ResponseCheck,
     is_fallback_error,
 )
+from langchain_holysheep.fallback._shared import get_circuit_breaker
 from langchain_holysheep.fallback._walk import Walk
 
 if TYPE_CHECKING:

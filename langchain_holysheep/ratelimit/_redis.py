@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["RedisGCRA", "import_redis", "mask_url"]
+__all__ = [
+    "RedisGCRA",
+    "check_url",
+    "client_options",
+    "import_redis",
+    "mask_url",
+    "sync_client",
+]
 
 _SCHEMES: Final = ("redis", "rediss", "unix")
 _EXTRA_HINT: Final = (
@@ -82,6 +89,71 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def check_url(url: str) -> None:
+    """Refuse what is not a Redis URL, before anything connects.
+
+    Args:
+        url: The URL to check.
+
+    Raises:
+        HolySheepInputError: If it is not a ``redis://``, ``rediss://`` or
+            ``unix://`` URL.
+    """
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise HolySheepInputError(
+            f"redis_url {mask_url(url)!r} is not a Redis URL: use "
+            "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
+            "unix:///path/to/redis.sock."
+        )
+
+
+def client_options(timeout: float) -> dict[str, Any]:
+    """redis-py options for a client that fails fast (the caller falls back).
+
+    Args:
+        timeout: Connect and read timeout in seconds.
+
+    Returns:
+        Keyword arguments for ``Redis.from_url``.
+    """
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+    }
+
+
+def sync_client(url: str, timeout: float) -> redis.Redis:
+    """A sync redis-py client for ``url``, with no retries (nothing connects yet).
+
+    Args:
+        url: A Redis URL (see :func:`check_url`).
+        timeout: Connect and read timeout in seconds.
+
+    Returns:
+        The client.
+
+    Raises:
+        HolySheepInputError: If the URL is malformed.
+        ImportError: If redis-py is not installed.
+    """
+    check_url(url)
+    module = import_redis()
+    try:
+        client: redis.Redis = module.Redis.from_url(
+            url,
+            retry=module.retry.Retry(module.backoff.NoBackoff(), 0),
+            **client_options(timeout),
+        )
+    except ValueError as error:
+        raise HolySheepInputError(
+            f"redis_url {mask_url(url)!r} is malformed: {error}"
+        ) from None
+    return client
+
+
 def _script_args(
     blocks: tuple[str, ...], charges: tuple[Charge, ...], max_wait: float | None
 ) -> list[Any]:
@@ -111,29 +183,11 @@ class RedisGCRA:
             HolySheepInputError: If the URL is malformed.
             ImportError: If redis-py is not installed.
         """
-        scheme = url.partition("://")[0].lower() if "://" in url else ""
-        if scheme not in _SCHEMES:
-            raise HolySheepInputError(
-                f"redis_url {mask_url(url)!r} is not a Redis URL: use "
-                "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
-                "unix:///path/to/redis.sock."
-            )
+        check_url(url)
         self._redis = import_redis()
         self._url = url
-        self._kwargs: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry_on_timeout": False,
-            "health_check_interval": 0,
-        }
-        try:
-            self._client: redis.Redis = self._redis.Redis.from_url(
-                url, retry=self._retry(sync=True), **self._kwargs
-            )
-        except ValueError as error:
-            raise HolySheepInputError(
-                f"redis_url {mask_url(url)!r} is malformed: {error}"
-            ) from None
+        self._kwargs = client_options(timeout)
+        self._client: redis.Redis = sync_client(url, timeout)
         # The first call sends the script itself (EVAL, which also caches it),
         # so every call is one script call, even on a fresh server.
         self._sent_script = False
@@ -141,11 +195,6 @@ class RedisGCRA:
             asyncio.AbstractEventLoop,
             tuple[redis.asyncio.Redis, AsyncGenerator[None, None]],
         ] = weakref.WeakKeyDictionary()
-
-    def _retry(self, *, sync: bool) -> Any:
-        """No retries: a failing Redis falls back to local limits at once."""
-        module = self._redis if sync else self._redis.asyncio
-        return module.retry.Retry(self._redis.backoff.NoBackoff(), 0)
 
     @property
     def client(self) -> redis.Redis:
@@ -231,8 +280,11 @@ class RedisGCRA:
         entry = self._async_clients.get(loop)
         if entry is not None:
             return entry[0]
-        client: redis.asyncio.Redis = self._redis.asyncio.Redis.from_url(
-            self._url, retry=self._retry(sync=False), **self._kwargs
+        module = self._redis
+        client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
+            self._url,
+            retry=module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0),
+            **self._kwargs,
         )
         closer = _close_on_loop_shutdown(client)
         await closer.__anext__()  # registers with the loop's shutdown hook

@@ -30,6 +30,18 @@ def _model(config):
 
     from langchain_holysheep import ChatHolySheep, HolySheepRateLimiter
 
+    if "chain" in config:  # a fallback chain with a shared breaker policy
+        from langchain_holysheep.fallback import (
+            ChatHolySheepFallback,
+            CircuitBreakerPolicy,
+        )
+
+        return ChatHolySheepFallback(
+            models=config["chain"]["models"],
+            base_url=config["base_url"],
+            api_key=config["api_key"],
+            circuit_breaker=CircuitBreakerPolicy(**config["chain"]["policy"]),
+        )
     if config["limiter"] == "holysheep":
         limiter = HolySheepRateLimiter(**config["limiter_kwargs"])
     else:

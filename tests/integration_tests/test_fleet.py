@@ -19,10 +19,11 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import queue
+import time
 
 import pytest
 
-from langchain_holysheep.testing import Fault, RateLimits
+from langchain_holysheep.testing import Fault, RateLimits, Reply
 from tests.integration_tests import fleet_worker
 from tests.redis_support import SHARED_REDIS_URL, namespace_on_shared_redis
 
@@ -59,8 +60,18 @@ class Fleet:
         for worker in self.workers:
             worker.start()
 
-    def run(self, gw, limiter, limiter_kwargs, requests, model_kwargs=None):
-        """One run: every worker at once; return each worker's 429 count."""
+    def run(
+        self,
+        gw,
+        limiter,
+        limiter_kwargs,
+        requests,
+        *,
+        model_kwargs=None,
+        workers=range(WORKERS),
+        **extra,
+    ):
+        """One run of the ``workers`` at once; return each one's 429 count."""
         config = {
             "limiter": limiter,
             "limiter_kwargs": limiter_kwargs,
@@ -68,15 +79,17 @@ class Fleet:
             "api_key": KEY,
             "requests": requests,
             "model_kwargs": model_kwargs or {},
+            **extra,
         }
+        jobs = [self.jobs[index] for index in workers]
         try:
-            for jobs in self.jobs:
-                jobs.put(config)
-            for _ in self.workers:
+            for queue_ in jobs:
+                queue_.put(config)
+            for _ in jobs:
                 self.ready.get(timeout=180)
-            for jobs in self.jobs:
-                jobs.put("go")
-            return dict(self.results.get(timeout=180) for _ in self.workers)
+            for queue_ in jobs:
+                queue_.put("go")
+            return dict(self.results.get(timeout=180) for _ in jobs)
         except queue.Empty:
             pytest.fail("a fleet worker did not report (see its stderr)")
 
@@ -177,6 +190,40 @@ def test_a_429_seen_by_one_process_holds_every_process_until_it_ends(
     during = [round(t - first, 3) for t in times if first + 0.5 < t < first + 1.9]
     assert during == []
     assert any(t >= first + 1.9 for t in times)
+
+
+def test_a_breaker_opened_by_one_process_is_skipped_by_the_others(fleet, gw, namespace):
+    """Shared breakers: one process opens it, another skips the model, and once
+    the cooldown ends, four processes at once send exactly one trial request."""
+    dead, alive = "gemini-2.5-flash", "deepseek-v3.2"
+    gw.set_default(Fault(status=503, repeat=10**6), model=dead)
+    gw.set_default(Reply(content="from the live model"), model=alive)
+    chain = {
+        "models": [dead, alive],
+        "policy": {
+            "failure_threshold": 1,
+            "cooldown": 4.0,
+            "redis_url": SHARED_REDIS_URL,
+            "redis_namespace": namespace,
+        },
+    }
+
+    def sent_to(model):
+        return sum(1 for r in gw.requests if r.model == model)
+
+    warm_up = {"models": [alive], "policy": {"redis_url": None}}
+    fleet.run(gw, None, None, requests=1, chain=warm_up)  # imports, pools
+    alive_before = sent_to(alive)
+    start = time.monotonic()
+    fleet.run(gw, None, None, requests=1, workers=[0], chain=chain)
+    assert sent_to(dead) == 1  # it failed, and opened the fleet's breaker
+    fleet.run(gw, None, None, requests=1, workers=[1, 2], chain=chain)
+    assert time.monotonic() - start < 4.0, "too slow to test inside the cooldown"
+    assert sent_to(dead) == 1  # two other processes skipped it
+    time.sleep(max(0.0, start + 4.3 - time.monotonic()))
+    fleet.run(gw, None, None, requests=1, workers=[3, 4, 5, 6], chain=chain)
+    assert sent_to(dead) == 2  # one trial request for the four of them
+    assert sent_to(alive) - alive_before == 1 + 2 + 4
 
 
 def _gaps(times):
