@@ -1,4 +1,4 @@
-"""The ``holysheep`` command: ``demo``, ``chat``, ``models``, ``bench``, ``cost``.
+"""The ``holysheep`` command: ``demo``, ``chat``, ``models``, ``bench``, ``cost``, ...
 
 Standard library ``argparse`` only. Every command that talks to a gateway runs
 offline against the built-in :class:`~langchain_holysheep.testing.OfflineGateway`
@@ -16,6 +16,8 @@ statuses). The rest of the package:
 * :mod:`~langchain_holysheep.cli._connect`: choosing the offline or the live
   gateway, and the offline responder;
 * :mod:`~langchain_holysheep.cli.commands`: ``chat``, ``models``, ``bench``, ``cost``;
+* :mod:`~langchain_holysheep.cli.status`: ``status`` (the fleet's limits, blocks
+  and breakers, from Redis);
 * :mod:`~langchain_holysheep.cli.demo`: ``demo`` and its steps, :data:`DEMO_STEPS`
   (to add a step, append a :class:`DemoStep` to it);
 * :mod:`~langchain_holysheep.cli._demo_data`: the canned texts and data;
@@ -42,6 +44,7 @@ from langchain_holysheep.cli._errors import (
 from langchain_holysheep.cli._output import one_line
 from langchain_holysheep.cli.commands import cmd_bench, cmd_chat, cmd_cost, cmd_models
 from langchain_holysheep.cli.demo import DEMO_STEPS, DemoContext, DemoStep, cmd_demo
+from langchain_holysheep.cli.status import cmd_status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -277,6 +280,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cost.add_argument("--prices", metavar="FILE", help="a JSON file overriding prices")
     cost.add_argument("--json", action="store_true", help="print JSON")
+
+    status = _add_command(
+        commands,
+        "status",
+        cmd_status,
+        summary="the fleet's rate limits, 429 blocks and circuit breakers (Redis)",
+        description="Read the state HolySheepRateLimiter and shared circuit "
+        "breakers keep in Redis: each limit's calls booked ahead (and, given the "
+        "limits, used and remaining in the coming minute), any 429 block and "
+        "until when, and every breaker. Limits are those of HOLYSHEEP_API_KEY "
+        "(only its hash is used). No request is sent to the gateway.",
+    )
+    status.add_argument(
+        "--redis-url", metavar="URL", help="default: HOLYSHEEP_REDIS_URL"
+    )
+    status.add_argument("--namespace", help="only this namespace (default: all)")
+    status.add_argument(
+        "--requests-per-minute",
+        type=_positive_int,
+        metavar="N",
+        help="the key's request limit, to show used and remaining",
+    )
+    status.add_argument(
+        "--tokens-per-minute",
+        type=_positive_int,
+        metavar="N",
+        help="the key's token limit, to show used and remaining",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
