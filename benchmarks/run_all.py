@@ -32,6 +32,7 @@ SCRIPTS = (
     # Added once their modules exist: failover and embeddings overhead.
     "bench_fallback.py",
     "bench_embeddings.py",
+    "bench_fleet.py",
 )
 
 

@@ -7,6 +7,7 @@ use a private ``redis-server``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -367,3 +368,34 @@ def test_the_sdk_waits_for_x_ratelimit_reset_when_there_is_no_retry_after(
     start = time.monotonic()
     assert make_model(max_retries=1).invoke("hi").content
     assert time.monotonic() - start >= 1.2  # not the SDK's 0.5-1 s back-off
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_redis_stopped_mid_run_then_back(make_model, private_redis, caplog, mode):
+    """Every call completes under local limits, one warning; then sharing resumes."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    limiter = HolySheepRateLimiter(
+        requests_per_minute=1200,  # 0.05 s apart, 0.1 s alone (fleet_size=2)
+        fleet_size=2,
+        redis_url=private_redis.url,
+        api_key=KEY,
+    )
+    llm = make_model(rate_limiter=limiter)
+    for _ in range(3):
+        await call(llm, mode)
+    assert limiter.backend == "redis"
+    private_redis.stop()
+    start = time.monotonic()
+    for _ in range(4):
+        assert (await call(llm, mode)).content
+    assert time.monotonic() - start >= 3 * 0.1 - 0.02
+    assert limiter.backend == "local (Redis unreachable)"
+    private_redis.start()
+    await asyncio.sleep(1.2)  # past the first back-off
+    for _ in range(2):
+        assert (await call(llm, mode)).content
+    assert limiter.backend == "redis"
+    assert private_redis.script_calls() >= 2  # the fresh server counts again
+    assert len(_warnings(caplog)) == 1
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+    limiter.close()
