@@ -149,12 +149,17 @@ def get_sync_client(config: ClientConfig) -> openai.OpenAI:
     client = _sync_clients.get(config)
     if client is not None:
         return client
-    import openai  # noqa: PLC0415  (deferred: keeps import time low)
+    from langchain_holysheep._transport import (  # noqa: PLC0415  (loads openai)
+        HolySheepOpenAI,
+        default_sync_http_client,
+    )
 
     with _lock:
         client = _sync_clients.get(config)
         if client is None:
-            client = _for_holysheep(openai.OpenAI(**config.client_kwargs()))
+            kwargs = config.client_kwargs()
+            kwargs.setdefault("http_client", default_sync_http_client())
+            client = _for_holysheep(HolySheepOpenAI(**kwargs))
             _sync_clients[config] = client
     return client
 
@@ -220,8 +225,6 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
     entry = _async_clients.get(loop)
     if entry is not None and (client := entry[0].get(config)) is not None:
         return client
-    import openai  # noqa: PLC0415  (deferred: keeps import time low)
-
     if entry is None:
         clients: _LoopClients = {}
         closer = _close_on_loop_shutdown(loop, clients)
@@ -233,13 +236,14 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
             _async_clients[loop] = entry
     client = entry[0].get(config)
     if client is None:
-        from langchain_holysheep._transport import (  # noqa: PLC0415
+        from langchain_holysheep._transport import (  # noqa: PLC0415  (loads openai)
+            HolySheepAsyncOpenAI,
             default_async_http_client,
         )
 
         kwargs = config.client_kwargs()
         kwargs.setdefault("http_client", default_async_http_client())
-        client = _for_holysheep(openai.AsyncOpenAI(**kwargs))
+        client = _for_holysheep(HolySheepAsyncOpenAI(**kwargs))
         entry[0][config] = client
     return client
 

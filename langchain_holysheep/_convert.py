@@ -493,10 +493,12 @@ def _reasoning_of(message: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _response_metadata(data: Mapping[str, Any], usage: Any) -> dict[str, Any]:
+def _response_metadata(
+    data: Mapping[str, Any], usage: Any, requested_model: str | None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "model_provider": PROVIDER,
-        "model_name": data.get("model"),
+        "model_name": data.get("model") or requested_model,
         "id": data.get("id"),
         "system_fingerprint": data.get("system_fingerprint"),
     }
@@ -537,11 +539,15 @@ def _choice_to_generation(
     return ChatGeneration(message=ai_message, generation_info=generation_info)
 
 
-def completion_to_result(data: object) -> ChatResult:
+def completion_to_result(
+    data: object, requested_model: str | None = None
+) -> ChatResult:
     """Convert a parsed ``chat.completion`` body to a ``ChatResult``.
 
     Args:
         data: The decoded JSON body (anything: it is validated here).
+        requested_model: The model id that was asked for: the ``model_name``
+            when the body names no model (some gateways leave it out).
 
     Returns:
         One generation per choice, with usage and response metadata.
@@ -561,11 +567,11 @@ def completion_to_result(data: object) -> ChatResult:
     if not isinstance(choices, list) or not choices:
         _response_error("The gateway returned a chat completion with no choices.", data)
     usage = data.get("usage")
-    base_metadata = _response_metadata(data, usage)
+    base_metadata = _response_metadata(data, usage, requested_model)
     generations = [_choice_to_generation(c, base_metadata, usage) for c in choices]
     llm_output = {
         "token_usage": usage,
-        "model_name": data.get("model"),
+        "model_name": base_metadata["model_name"],
         "system_fingerprint": data.get("system_fingerprint"),
         "id": data.get("id"),
     }
@@ -641,16 +647,23 @@ class StreamState:
         "id",
         "logprobs",
         "model_name",
+        "requested_model",
         "system_fingerprint",
         "text_parts",
         "tool_indexer",
         "usage",
     )
 
-    def __init__(self) -> None:
-        """Start with nothing seen."""
+    def __init__(self, requested_model: str | None = None) -> None:
+        """Start with nothing seen.
+
+        Args:
+            requested_model: The model id that was asked for: the final
+                chunk's ``model_name`` when no chunk names a model.
+        """
         self.id: str | None = None
         self.model_name: str | None = None
+        self.requested_model = requested_model
         self.system_fingerprint: str | None = None
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -763,7 +776,7 @@ class StreamState:
         """
         response_metadata: dict[str, Any] = {
             "model_provider": PROVIDER,
-            "model_name": self.model_name,
+            "model_name": self.model_name or self.requested_model,
             "id": self.id,
             "system_fingerprint": self.system_fingerprint,
             "finish_reason": self.finish_reason,

@@ -10,7 +10,16 @@ the decoded response inside the same translation, so an error about a bad
 response masks a key the gateway echoed, like any other.
 
 No retries, caching or parsing rules live here: callers decide those. The
-iteration of an opened stream is the caller's too (it keeps the partial text).
+iteration of an opened stream is the caller's too (it keeps the partial text),
+through :func:`stream_events`/:func:`astream_events`.
+
+A call with a ``total_timeout`` passes its
+:class:`~langchain_holysheep._deadline.Deadline`: each SDK call here runs with it
+as the current deadline (so the transport caps every socket wait and the SDK's
+retries at it), each wait for a stream event too, and the translation turns a
+timeout past it into a ``HolySheepTotalTimeoutError``. Without one (the usual
+case), nothing of this runs.
+
 This module imports ``openai`` and the error tree only when a request is made.
 """
 
@@ -19,9 +28,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_holysheep._convert import encode_body
+from langchain_holysheep._deadline import Deadline, within
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
     import openai
 
@@ -29,9 +39,11 @@ __all__ = [
     "aget_json",
     "aopen_sse",
     "apost_json",
+    "astream_events",
     "get_json",
     "open_sse",
     "post_json",
+    "stream_events",
 ]
 
 _T = TypeVar("_T")
@@ -43,6 +55,8 @@ def post_json(
     body: Mapping[str, Any],
     options: openai.RequestOptions,
     parse: Callable[[Any], _T],
+    *,
+    deadline: Deadline | None = None,
 ) -> _T:
     """``POST`` a JSON body and return the response as ``parse`` reads it.
 
@@ -53,6 +67,7 @@ def post_json(
         options: Per-request SDK options (``timeout``, ``max_retries``).
         parse: Turns the decoded JSON body into the result. It runs inside the
             same error translation, so an error it raises is masked too.
+        deadline: The call's ``total_timeout`` deadline, if it has one.
 
     Returns:
         What ``parse`` returns.
@@ -62,10 +77,11 @@ def post_json(
     """
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
-    with translate_errors(client.api_key):
-        data = client.post(
-            path, content=encode_body(body), cast_to=object, options=options
-        )
+    with translate_errors(client.api_key, deadline=deadline):
+        with within(deadline):
+            data = client.post(
+                path, content=encode_body(body), cast_to=object, options=options
+            )
         return parse(data)
 
 
@@ -75,14 +91,17 @@ async def apost_json(
     body: Mapping[str, Any],
     options: openai.RequestOptions,
     parse: Callable[[Any], _T],
+    *,
+    deadline: Deadline | None = None,
 ) -> _T:
     """Async :func:`post_json`, through an async client."""
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
-    with translate_errors(client.api_key):
-        data = await client.post(
-            path, content=encode_body(body), cast_to=object, options=options
-        )
+    with translate_errors(client.api_key, deadline=deadline):
+        with within(deadline):
+            data = await client.post(
+                path, content=encode_body(body), cast_to=object, options=options
+            )
         return parse(data)
 
 
@@ -120,17 +139,21 @@ def open_sse(
     path: str,
     body: Mapping[str, Any],
     options: openai.RequestOptions,
+    *,
+    deadline: Deadline | None = None,
 ) -> openai.Stream[object]:
     """``POST`` a JSON body and open the server-sent-event stream it answers with.
 
     Only opening is translated here: the caller iterates the stream (decoded
-    events) inside its own ``translate_errors``, keeping the partial text.
+    events, through :func:`stream_events`) inside its own ``translate_errors``,
+    keeping the partial text.
 
     Args:
         client: The shared SDK client (its key is masked out of errors).
         path: The path under the client's base URL, e.g. ``"/chat/completions"``.
         body: The JSON body (with ``"stream": true``).
         options: Per-request SDK options (``timeout``, ``max_retries``).
+        deadline: The call's ``total_timeout`` deadline, if it has one.
 
     Returns:
         The open stream; close it when done.
@@ -142,7 +165,7 @@ def open_sse(
 
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
-    with translate_errors(client.api_key):
+    with translate_errors(client.api_key, deadline=deadline), within(deadline):
         return client.post(
             path,
             content=encode_body(body),
@@ -158,13 +181,15 @@ async def aopen_sse(
     path: str,
     body: Mapping[str, Any],
     options: openai.RequestOptions,
+    *,
+    deadline: Deadline | None = None,
 ) -> openai.AsyncStream[object]:
     """Async :func:`open_sse`, through an async client (``await stream.close()``)."""
     import openai  # noqa: PLC0415
 
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
-    with translate_errors(client.api_key):
+    with translate_errors(client.api_key, deadline=deadline), within(deadline):
         return await client.post(
             path,
             content=encode_body(body),
@@ -173,3 +198,67 @@ async def aopen_sse(
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
+
+
+def stream_events(
+    stream: openai.Stream[object], deadline: Deadline | None
+) -> Iterator[object]:
+    """The decoded events of an open stream, each wait bounded by ``deadline``.
+
+    Iterate it inside ``translate_errors(..., deadline=deadline)``: a deadline
+    that passes raises ``openai.APITimeoutError``, which that translation turns
+    into ``HolySheepTotalTimeoutError`` with the partial text.
+
+    Args:
+        stream: The stream :func:`open_sse` opened.
+        deadline: The call's deadline; ``None`` returns the SDK's own iterator.
+
+    Returns:
+        The events.
+    """
+    if deadline is None:
+        return iter(stream)
+    return _events_within(stream, deadline)
+
+
+def _events_within(
+    stream: openai.Stream[object], deadline: Deadline
+) -> Iterator[object]:
+    import openai  # noqa: PLC0415
+
+    events = iter(stream)
+    while True:
+        if deadline.expired:
+            raise openai.APITimeoutError(request=stream.response.request)
+        with within(deadline):  # set for the wait only, never across the yield
+            try:
+                event = next(events)
+            except StopIteration:
+                return
+        yield event
+
+
+def astream_events(
+    stream: openai.AsyncStream[object], deadline: Deadline | None
+) -> AsyncIterator[object]:
+    """Async :func:`stream_events`."""
+    if deadline is None:
+        return stream.__aiter__()
+    return _aevents_within(stream, deadline)
+
+
+async def _aevents_within(
+    stream: openai.AsyncStream[object], deadline: Deadline
+) -> AsyncIterator[object]:
+    import openai  # noqa: PLC0415
+
+    events = stream.__aiter__()
+    while True:
+        if deadline.expired:
+            raise openai.APITimeoutError(request=stream.response.request)
+        with within(deadline):
+            try:
+                event = await events.__anext__()
+            except StopAsyncIteration:
+                return
+        yield event

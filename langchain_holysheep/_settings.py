@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     import openai
 
+    from langchain_holysheep._deadline import Deadline
+
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
@@ -217,18 +219,34 @@ class GatewaySettings(BaseModel):
             http_client=http_client,
         )
 
-    def _request_options(self) -> openai.RequestOptions:
-        """Per-request SDK options (the client's defaults already send JSON)."""
+    def _request_options(
+        self, timeout: float | None = None, total_timeout: float | None = None
+    ) -> openai.RequestOptions:
+        """Per-request SDK options (the client's defaults already send JSON).
+
+        Args:
+            timeout: A per-call ``timeout``: replaces the field for this call,
+                and bounds the connect wait too (as the SDK's own per-call
+                ``timeout`` does). ``None``: the fields.
+            total_timeout: The call's bound, if any: no single wait is longer.
+        """
+        read, connect = self.timeout, self.connect_timeout
+        if timeout is not None:
+            read, connect = timeout, min(connect, timeout)
+        if total_timeout is not None:
+            read, connect = min(read, total_timeout), min(connect, total_timeout)
         # A fresh dict per call (callers may add to it); the Timeout is shared.
         return {
-            "timeout": sdk_timeout(self.timeout, self.connect_timeout),
+            "timeout": sdk_timeout(read, connect),
             "max_retries": self.max_retries,
         }
 
     def _translate_errors(
-        self, partial: Callable[[], str] | None = None
+        self,
+        partial: Callable[[], str] | None = None,
+        deadline: Deadline | None = None,
     ) -> AbstractContextManager[None]:
         from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
         secret = self.api_key.get_secret_value() if self.api_key else None
-        return translate_errors(secret, partial=partial)
+        return translate_errors(secret, partial=partial, deadline=deadline)

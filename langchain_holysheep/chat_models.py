@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import warnings
 from contextlib import closing
 from time import perf_counter
@@ -28,14 +29,24 @@ from langchain_holysheep._convert import (
     StreamState,
     build_request,
     completion_to_result,
+    input_error,
 )
-from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
+from langchain_holysheep._deadline import Deadline
+from langchain_holysheep._http import (
+    aopen_sse,
+    apost_json,
+    astream_events,
+    open_sse,
+    post_json,
+    stream_events,
+)
 from langchain_holysheep._profiles import get_capabilities
 from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
+    import openai
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
@@ -133,6 +144,21 @@ def _add_call_metadata(
         metadata["cost_source"] = cost_source
 
 
+def _seconds(value: object, name: str) -> float | None:
+    """A per-call ``timeout``/``total_timeout``, checked (``None``: not given)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        msg = f"{name} must be a positive number of seconds, got {value!r}."
+        raise input_error(msg)
+    return float(value)
+
+
 def _signature_computed_once(method: _F) -> _F:
     """Store ``method``'s signature on it, so ``inspect.signature`` is a lookup.
 
@@ -145,13 +171,13 @@ def _signature_computed_once(method: _F) -> _F:
     return method
 
 
-def _timed_result(data: object) -> tuple[float, ChatResult]:
-    """When the response arrived, then its parsed result.
+def _timed_result(data: object, model: str) -> tuple[float, ChatResult]:
+    """When the response arrived, then its parsed result (``model``: the id asked).
 
     ``post_json`` calls it inside the error translation, so a response error
     is masked like any other.
     """
-    return perf_counter(), completion_to_result(data)
+    return perf_counter(), completion_to_result(data, model)
 
 
 def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool:
@@ -206,7 +232,11 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         base_url: str
             Defaults to ``HOLYSHEEP_BASE_URL``, else ``https://api.holysheep.ai/v1``.
         timeout: float
-            Read/write timeout in seconds (default 120; never unlimited).
+            Seconds to wait for the response, or for each next stream chunk
+            (default 120; never unlimited). Per call too: ``invoke(x, timeout=5)``.
+        total_timeout: float | None
+            Seconds the whole call may take, stream included (default unset).
+            Per call too: ``invoke(x, total_timeout=30)``.
         connect_timeout: float
             Connect timeout in seconds (default 10).
         max_retries: int
@@ -361,6 +391,12 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
     """Extra JSON fields for every request; merged with a per-call ``extra_body``."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Other request parameters. Unknown constructor arguments land here."""
+    total_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the whole call may take, from the request to the last stream
+    chunk, retries included; past it the call raises
+    ``HolySheepTotalTimeoutError`` (a stream's text so far in ``partial_text``).
+    Unset by default: ``timeout`` (per wait) still bounds every wait. A
+    per-call ``total_timeout=`` overrides it."""
     validate_model: bool = False
     """Check the model id against the gateway's catalog (``GET /v1/models``,
     cached) on first use, and raise ``HolySheepModelNotFoundError`` with close
@@ -638,19 +674,27 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002 (no tokens)
         **kwargs: Any,
     ) -> ChatResult:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=False)
+        model = body["model"]
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        self._ensure_served(config, body["model"])
+        self._ensure_served(config, model)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
             end, result = post_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
+                client,
+                _CHAT_PATH,
+                body,
+                options,
+                lambda data: _timed_result(data, model),
+                deadline=deadline,
             )
         except Exception as error:
-            self._enrich_not_found(error, config, body["model"])
+            self._enrich_not_found(error, config, model)
             raise
-        _add_call_metadata(result.generations, body["model"], start, None, end)
+        _add_call_metadata(result.generations, model, start, None, end)
         return result
 
     @_signature_computed_once
@@ -661,19 +705,27 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=False)
+        model = body["model"]
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        await self._aensure_served(config, body["model"])
+        await self._aensure_served(config, model)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
             end, result = await apost_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
+                client,
+                _CHAT_PATH,
+                body,
+                options,
+                lambda data: _timed_result(data, model),
+                deadline=deadline,
             )
         except Exception as error:
-            await self._aenrich_not_found(error, config, body["model"])
+            await self._aenrich_not_found(error, config, model)
             raise
-        _add_call_metadata(result.generations, body["model"], start, None, end)
+        _add_call_metadata(result.generations, model, start, None, end)
         return result
 
     def _stream(
@@ -683,22 +735,24 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, body["model"])
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
-            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
+            stream = open_sse(client, _CHAT_PATH, body, options, deadline=deadline)
         except Exception as error:
             if not self._retry_without_stream_options(error, body):
                 self._enrich_not_found(error, config, body["model"])
                 raise
-            stream = open_sse(client, _CHAT_PATH, body, self._request_options())
-        state = StreamState()
+            stream = open_sse(client, _CHAT_PATH, body, options, deadline=deadline)
+        state = StreamState(body["model"])
         first: float | None = None
-        with closing(stream), self._translate_errors(partial=state.partial_text):
-            for data in stream:
+        with closing(stream), self._translate_errors(state.partial_text, deadline):
+            for data in stream_events(stream, deadline):
                 if (chunk := state.feed(data)) is not None:
                     if first is None:
                         first = perf_counter()
@@ -716,23 +770,29 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, body["model"])
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
-            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
+            stream = await aopen_sse(
+                client, _CHAT_PATH, body, options, deadline=deadline
+            )
         except Exception as error:
             if not self._retry_without_stream_options(error, body):
                 await self._aenrich_not_found(error, config, body["model"])
                 raise
-            stream = await aopen_sse(client, _CHAT_PATH, body, self._request_options())
-        state = StreamState()
+            stream = await aopen_sse(
+                client, _CHAT_PATH, body, options, deadline=deadline
+            )
+        state = StreamState(body["model"])
         first: float | None = None
         try:
-            with self._translate_errors(partial=state.partial_text):
-                async for data in stream:
+            with self._translate_errors(state.partial_text, deadline):
+                async for data in astream_events(stream, deadline):
                     if (chunk := state.feed(data)) is not None:
                         if first is None:
                             first = perf_counter()
@@ -777,6 +837,23 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
         return ChatHolySheepFallback(models=[self, *fallbacks], **options)
 
     # ------------------------------------------------------------ internals
+    def _time_bounds(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[openai.RequestOptions, float | None]:
+        """The call's SDK options and ``total_timeout``, taken out of its kwargs.
+
+        A per-call ``timeout``/``total_timeout`` bounds this call; neither is
+        sent to the gateway.
+
+        Raises:
+            HolySheepInputError: A per-call bound is not a positive number.
+        """
+        timeout = _seconds(kwargs.pop("timeout", None), "timeout")
+        total = _seconds(kwargs.pop("total_timeout", None), "total_timeout")
+        if total is None:
+            total = self.total_timeout
+        return self._request_options(timeout, total), total
+
     def _request_body(
         self,
         messages: list[BaseMessage],

@@ -20,6 +20,7 @@ keep working::
         ├── HolySheepAPIStatusError         any other status  openai.APIStatusError
         ├── HolySheepConnectionError        openai.APIConnectionError
         │   └── HolySheepTimeoutError       openai.APITimeoutError
+        │       └── HolySheepTotalTimeoutError   the call outlasted total_timeout
         ├── HolySheepStreamError            error payload in a 200 stream
         ├── HolySheepTruncatedStreamError   a stream that ended before it finished
         ├── HolySheepResponseError          a body that is not a chat completion
@@ -57,6 +58,8 @@ from langchain_core.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
+    from langchain_holysheep._deadline import Deadline
+
 __all__ = [
     "HolySheepAPIStatusError",
     "HolySheepAuthenticationError",
@@ -76,6 +79,7 @@ __all__ = [
     "HolySheepServerError",
     "HolySheepStreamError",
     "HolySheepTimeoutError",
+    "HolySheepTotalTimeoutError",
     "HolySheepTruncatedStreamError",
     "HolySheepUnprocessableEntityError",
     "mask_secrets",
@@ -319,6 +323,39 @@ class HolySheepTimeoutError(
     """No response, or no next stream chunk, within the configured timeout."""
 
 
+class HolySheepTotalTimeoutError(HolySheepTimeoutError):
+    """The whole call (request, retries, stream) took longer than ``total_timeout``.
+
+    ``total_timeout`` holds the bound in seconds; ``partial_text`` the text a
+    stream had delivered before it was stopped. Retryable, like any timeout.
+    """
+
+    def __init__(self, total_timeout: float, request: httpx2.Request) -> None:
+        """Create the error.
+
+        Args:
+            total_timeout: The bound that was reached, in seconds.
+            request: The request that was stopped (credentials masked).
+        """
+        super().__init__(request=request)
+        self.total_timeout = total_timeout
+        self.message = (
+            f"The call took longer than total_timeout={total_timeout:g} s and was "
+            "stopped; a stream's text so far is in error.partial_text. Raise "
+            "total_timeout (or pass total_timeout=... per call), or ask for a "
+            "shorter answer (max_tokens)."
+        )
+        self.args = (self.message,)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the bound, the request and the partial text."""
+        return (
+            type(self),
+            (self.total_timeout, self.request),
+            {"partial_text": self.partial_text},
+        )
+
+
 class HolySheepStreamError(openai.APIError, ModelAPIError, HolySheepError):
     """The gateway sent an error payload inside a successful (200) stream."""
 
@@ -499,7 +536,9 @@ def to_holysheep_error(  # noqa: PLR0911  (one return per family reads best)
 
 @contextmanager
 def translate_errors(
-    secret: str | None = None, partial: Callable[[], str] | None = None
+    secret: str | None = None,
+    partial: Callable[[], str] | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[None]:
     """Map everything the SDK raises inside the block to :class:`HolySheepError`.
 
@@ -512,6 +551,8 @@ def translate_errors(
         secret: The API key in use, masked out of every message and body.
         partial: Returns the text streamed so far; kept on the error as
             ``partial_text`` so a failed stream loses nothing.
+        deadline: The call's ``total_timeout`` deadline: a timeout once it
+            has passed is a :class:`HolySheepTotalTimeoutError`.
 
     Yields:
         Nothing; errors raised in the block are translated.
@@ -528,6 +569,12 @@ def translate_errors(
         raise
     except openai.OpenAIError as error:
         mapped = to_holysheep_error(error, secret)
+        if (
+            deadline is not None
+            and isinstance(mapped, HolySheepTimeoutError)
+            and deadline.expired
+        ):
+            mapped = HolySheepTotalTimeoutError(deadline.seconds, mapped.request)
         _keep_partial(mapped, partial)
         _mask_chain(error, secret)  # it stays reachable as __cause__
         raise mapped from error

@@ -1,0 +1,192 @@
+"""Time bounds: a per-call ``timeout``, and ``total_timeout`` for a whole call.
+
+Real HTTP against the offline gateway; the gateway stalls or trickles, the
+bounds are short, so nothing here can hang the suite.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import httpx2
+import pytest
+
+from langchain_holysheep import _deadline
+from langchain_holysheep.errors import (
+    HolySheepInputError,
+    HolySheepTimeoutError,
+    HolySheepTotalTimeoutError,
+)
+from langchain_holysheep.testing import Fault, Reply
+
+MODES = ["invoke", "ainvoke", "stream", "astream"]
+STREAMS = ["stream", "astream"]
+WORDS = " ".join(f"w{i}" for i in range(40))
+
+
+async def call(model, mode, text="hi", **kwargs):
+    """Run the model one way; streams are joined into one text."""
+    if mode == "invoke":
+        return model.invoke(text, **kwargs).text
+    if mode == "ainvoke":
+        return (await model.ainvoke(text, **kwargs)).text
+    if mode == "stream":
+        return "".join(c.text for c in model.stream(text, **kwargs))
+    return "".join([c.text async for c in model.astream(text, **kwargs)])
+
+
+async def timed_failure(model, mode, **kwargs):
+    start = time.monotonic()
+    with pytest.raises(HolySheepTimeoutError) as caught:
+        await call(model, mode, **kwargs)
+    return caught.value, time.monotonic() - start
+
+
+# ------------------------------------------------------------ per-call timeout
+@pytest.mark.parametrize("mode", MODES)
+async def test_per_call_timeout_bounds_that_request(gw, make_model, mode):
+    """Regression: ``invoke(x, timeout=0.3)`` went into the JSON body, unapplied."""
+    gw.enqueue(Reply(content="late", delay_before_headers=1.5))
+    error, elapsed = await timed_failure(make_model(), mode, timeout=0.3)
+    assert elapsed < 1.2
+    assert not isinstance(error, HolySheepTotalTimeoutError)
+    assert "timeout" not in gw.last_request.body
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_per_call_timeout_is_never_sent(gw, make_model, mode):
+    text = await call(make_model(timeout=0.2), mode, timeout=5, total_timeout=5)
+    assert text == "Offline reply to: hi"
+    body = gw.last_request.body
+    assert "timeout" not in body
+    assert "total_timeout" not in body
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", True, float("nan"), float("inf")])
+@pytest.mark.parametrize("name", ["timeout", "total_timeout"])
+def test_a_bad_per_call_bound_is_refused_before_sending(gw, model, name, bad):
+    with pytest.raises(HolySheepInputError, match=f"{name} must be a positive"):
+        model.invoke("hi", **{name: bad})
+    assert gw.requests == []
+
+
+def test_total_timeout_field_is_validated(make_model):
+    with pytest.raises(ValueError, match="total_timeout"):
+        make_model(total_timeout=0)
+
+
+# ---------------------------------------------------------------- total timeout
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_trickling_stream_ends_at_total_timeout_keeping_the_text(
+    gw, make_model, mode
+):
+    """Each chunk comes well within ``timeout``; the whole stream would not."""
+    gw.enqueue(Reply(content=WORDS, chunk_delay=0.1))
+    model = make_model(timeout=2.0, total_timeout=0.6)
+    error, elapsed = await timed_failure(model, mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 1.2
+    assert error.total_timeout == 0.6
+    assert error.is_retryable
+    assert "total_timeout=0.6 s" in str(error)
+    assert error.partial_text
+    assert WORDS.startswith(error.partial_text)
+    assert len(error.partial_text) < len(WORDS)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_total_timeout_bounds_a_response_that_is_slow_to_come(
+    gw, make_model, mode
+):
+    gw.enqueue(Reply(content="late", delay_before_headers=2.0))
+    error, elapsed = await timed_failure(make_model(total_timeout=0.4), mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 1.2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_per_call_total_timeout_overrides_the_field(gw, make_model, mode):
+    gw.set_default(Reply(content=WORDS, chunk_delay=0.05, delay_before_headers=0.6))
+    error, _ = await timed_failure(make_model(), mode, total_timeout=0.3)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    patient = make_model(total_timeout=0.3)
+    assert await call(patient, mode, total_timeout=20) == WORDS
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_a_stalled_chunk_is_cut_at_the_deadline_not_after_it(
+    gw, make_model, mode
+):
+    """The wait for a chunk ends at the deadline, not a whole ``timeout`` later.
+
+    Chunks at 0 s (role), 1.0 s ("one "), 2.0 s ("two "); the deadline is at
+    1.3 s. Bounding each wait by ``min(timeout, total_timeout)`` only would
+    wait on until the next chunk, at 2.0 s.
+    """
+    gw.enqueue(Reply(content="one two three", chunk_delay=1.0))
+    model = make_model(timeout=5.0, total_timeout=1.3)
+    error, elapsed = await timed_failure(model, mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 1.8
+    assert error.partial_text == "one "
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_no_retry_wait_runs_past_the_deadline(gw, make_model, mode):
+    """The SDK would sleep ``Retry-After`` (2 s), then retry; the call ends now."""
+    gw.enqueue(Fault(status=503, headers={"Retry-After": "2"}, repeat=3))
+    model = make_model(max_retries=2, total_timeout=1.0)
+    error, elapsed = await timed_failure(model, mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 0.9  # given up at once: the wait alone would not fit
+    assert len(gw.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_retries_that_fit_still_run(gw, make_model, mode):
+    gw.enqueue(Fault(status=503, headers={"Retry-After": "0.05"}))
+    model = make_model(max_retries=2, total_timeout=5.0)
+    assert await call(model, mode) == "Offline reply to: hi"
+    assert len(gw.requests) == 2
+
+
+def test_total_timeout_with_your_own_http_client(gw, make_model):
+    """A user's client keeps its sockets; the deadline is checked per chunk."""
+    gw.enqueue(Reply(content=WORDS, chunk_delay=0.1))
+    with httpx2.Client() as client:
+        model = make_model(http_client=client, timeout=2.0, total_timeout=0.5)
+        error, elapsed = timed_failure_sync(model)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 1.2
+    assert WORDS.startswith(error.partial_text)
+
+
+def timed_failure_sync(model):
+    start = time.monotonic()
+    with pytest.raises(HolySheepTimeoutError) as caught:
+        list(model.stream("hi"))
+    return caught.value, time.monotonic() - start
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_the_deadline_is_not_seen_by_the_code_consuming_a_stream(
+    gw, make_model, mode
+):
+    model = make_model(total_timeout=10)
+    if mode == "stream":
+        seen = [_deadline.current() for _ in model.stream("hi")]
+    else:
+        seen = [_deadline.current() async for _ in model.astream("hi")]
+    assert seen
+    assert set(seen) == {None}
+
+
+def test_total_timeout_error_pickles(gw, make_model):
+    gw.enqueue(Reply(content=WORDS, chunk_delay=0.1))
+    error, _ = timed_failure_sync(make_model(total_timeout=0.3))
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301  (our own bytes)
+    assert isinstance(copy, HolySheepTotalTimeoutError)
+    assert copy.total_timeout == 0.3
+    assert copy.partial_text == error.partial_text
+    assert str(copy) == str(error)
