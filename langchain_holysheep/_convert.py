@@ -426,15 +426,54 @@ def build_request(
 # --------------------------------------------------------------------------- #
 
 
+def _first_count(*candidates: object) -> int | None:
+    """The first candidate that is a token count (an int, not a bool)."""
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _input_details(
+    usage: Mapping[str, Any], prompt_details: Mapping[str, Any]
+) -> InputTokenDetails | None:
+    """Cache reads and cache writes, under the names gateways report them by.
+
+    Reads: ``prompt_tokens_details.cached_tokens`` (OpenAI), else
+    ``cache_read_input_tokens`` (Anthropic-style relays). Writes:
+    ``prompt_tokens_details.cache_write_tokens`` (OpenRouter, the SDK) or
+    ``.cache_creation_tokens``, else ``cache_creation_input_tokens``
+    (Anthropic-style relays). Both are taken as part of ``prompt_tokens``.
+    """
+    read = _first_count(
+        prompt_details.get("cached_tokens"), usage.get("cache_read_input_tokens")
+    )
+    write = _first_count(
+        prompt_details.get("cache_write_tokens"),
+        prompt_details.get("cache_creation_tokens"),
+        usage.get("cache_creation_input_tokens"),
+    )
+    if read is None and write is None:
+        return None
+    details = InputTokenDetails()
+    if read is not None:
+        details["cache_read"] = read
+    if write is not None:
+        details["cache_creation"] = write
+    return details
+
+
 def usage_to_metadata(usage: Mapping[str, Any]) -> UsageMetadata:
     """Convert the API's ``usage`` object to LangChain's ``UsageMetadata``.
 
     Args:
         usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and the
-            optional ``prompt_tokens_details``/``completion_tokens_details``.
+            optional ``prompt_tokens_details``/``completion_tokens_details``
+            (and the cache counts some relays report at the top level).
 
     Returns:
-        Usage with ``cache_read`` and ``reasoning`` details where reported.
+        Usage with ``cache_read``, ``cache_creation`` (cache writes) and
+        ``reasoning`` details where reported.
     """
     input_tokens = usage.get("prompt_tokens") or 0
     output_tokens = usage.get("completion_tokens") or 0
@@ -444,8 +483,8 @@ def usage_to_metadata(usage: Mapping[str, Any]) -> UsageMetadata:
         total_tokens=usage.get("total_tokens") or input_tokens + output_tokens,
     )
     prompt_details = usage.get("prompt_tokens_details") or {}
-    if (cached := prompt_details.get("cached_tokens")) is not None:
-        metadata["input_token_details"] = InputTokenDetails(cache_read=cached)
+    if (details := _input_details(usage, prompt_details)) is not None:
+        metadata["input_token_details"] = details
     completion_details = usage.get("completion_tokens_details") or {}
     if (reasoning := completion_details.get("reasoning_tokens")) is not None:
         metadata["output_token_details"] = OutputTokenDetails(reasoning=reasoning)

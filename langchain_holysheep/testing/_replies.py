@@ -108,6 +108,8 @@ class Reply:
         finish_reason: Defaults to ``"tool_calls"`` with tool calls, else
             ``"stop"``.
         model: The model name in the response (default: the requested one).
+        omit_model: Leave ``model`` out of the response (and of every stream
+            chunk), as some gateways do.
         usage: Keys that override the computed usage (nested dicts merge).
         cost_usd: When set, ``usage.cost_usd`` carries it.
         chunks: Stream the content in exactly this many pieces. Text shorter
@@ -139,6 +141,7 @@ class Reply:
     refusal: str | None = None
     finish_reason: str | None = None
     model: str | None = None
+    omit_model: bool = False
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
     chunks: int | None = None
@@ -216,7 +219,7 @@ class ChatPlan:
 
     id: str
     created: int
-    model: str
+    model: str | None
     fingerprint: str
     content: str | None
     content_pieces: list[str]
@@ -400,7 +403,9 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
     return ChatPlan(
         id=reply.id or f"chatcmpl-offline-{seq}",
         created=CREATED if reply.created is None else reply.created,
-        model=reply.model or (model if isinstance(model, str) else "offline"),
+        model=None
+        if reply.omit_model
+        else reply.model or (model if isinstance(model, str) else "offline"),
         fingerprint=reply.system_fingerprint or "fp_offline",
         content=content,
         content_pieces=content_pieces,
@@ -461,7 +466,7 @@ def render_chat_json(plan: ChatPlan) -> bytes:
             ],
             "refusal": None,
         }
-    document = {
+    document: dict[str, Any] = {
         "id": plan.id,
         "object": "chat.completion",
         "created": plan.created,
@@ -478,6 +483,8 @@ def render_chat_json(plan: ChatPlan) -> bytes:
         ],
         "usage": plan.usage,
     }
+    if plan.model is None:
+        del document["model"]
     return dumps(document).encode()
 
 
@@ -487,9 +494,10 @@ class _Events:
     __slots__ = ("head", "indices", "tail")
 
     def __init__(self, plan: ChatPlan, *, include_usage: bool) -> None:
+        model = "" if plan.model is None else f'"model":{dumps(plan.model)},'
         self.head = (
             f'{{"id":{dumps(plan.id)},"object":"chat.completion.chunk",'
-            f'"created":{plan.created},"model":{dumps(plan.model)},'
+            f'"created":{plan.created},{model}'
             f'"system_fingerprint":{dumps(plan.fingerprint)},"choices":['
         )
         self.tail = ',"usage":null}' if include_usage else "}"

@@ -329,6 +329,19 @@ def test_tool_call_arguments_streamed_in_small_pieces(gw):
     assert all(0 < len(p) <= 8 for p in pieces[1:])
 
 
+def test_omit_model(gw):
+    gw.enqueue(Reply(content="a", omit_model=True))
+    _, _, body = chat(gw)
+    assert "model" not in json.loads(body)
+    gw.enqueue(Reply(content="a b", omit_model=True))
+    _, _, body = chat(gw, stream=True, stream_options={"include_usage": True})
+    events = sse(body)[:-1]
+    assert len(events) > 3
+    assert all("model" not in e for e in events)
+    _, _, body = chat(gw)
+    assert json.loads(body)["model"] == "gpt-4.1"
+
+
 def test_omit_tool_call_index(gw):
     gw.enqueue(Reply(tool_calls=[ToolCall("f", {"a": 1})], omit_tool_call_index=True))
     _, _, body = chat(gw, stream=True)

@@ -250,6 +250,49 @@ def test_ai_reasoning_blocks_are_not_sent_as_content():
             {"prompt_tokens": 3, "completion_tokens": 2},
             {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
         ),
+        (  # cache writes as OpenRouter and the SDK name them
+            {
+                "prompt_tokens": 90,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {
+                    "cached_tokens": 10,
+                    "cache_write_tokens": 60,
+                },
+            },
+            {
+                "input_tokens": 90,
+                "output_tokens": 2,
+                "total_tokens": 92,
+                "input_token_details": {"cache_read": 10, "cache_creation": 60},
+            },
+        ),
+        (  # the Anthropic-style names some relays keep at the top level
+            {
+                "prompt_tokens": 90,
+                "completion_tokens": 2,
+                "cache_read_input_tokens": 10,
+                "cache_creation_input_tokens": 60,
+            },
+            {
+                "input_tokens": 90,
+                "output_tokens": 2,
+                "total_tokens": 92,
+                "input_token_details": {"cache_read": 10, "cache_creation": 60},
+            },
+        ),
+        (
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 1,
+                "prompt_tokens_details": {"cache_creation_tokens": 5},
+            },
+            {
+                "input_tokens": 9,
+                "output_tokens": 1,
+                "total_tokens": 10,
+                "input_token_details": {"cache_creation": 5},
+            },
+        ),
     ],
 )
 def test_usage_to_metadata(usage, expected):
