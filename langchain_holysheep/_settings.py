@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import warnings
 from functools import lru_cache
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -36,9 +37,12 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "GatewaySettings",
+    "HolySheepSerializable",
     "check_base_url",
     "is_loopback",
+    "restore_key",
     "sdk_timeout",
+    "without_key",
 ]
 
 DEFAULT_BASE_URL: Final = "https://api.holysheep.ai/v1"
@@ -118,6 +122,56 @@ def sdk_timeout(read: float, connect: float) -> openai.Timeout:
     return openai.Timeout(read, connect=connect)
 
 
+def without_key(state: dict[Any, Any]) -> dict[Any, Any]:
+    """A pydantic pickle state with ``api_key`` emptied: a pickle may travel.
+
+    Args:
+        state: What ``BaseModel.__getstate__`` returned.
+
+    Returns:
+        The same state with the key field set to ``None``.
+    """
+    fields = dict(state["__dict__"])
+    fields["api_key"] = None
+    return {**state, "__dict__": fields}
+
+
+def restore_key(model: BaseModel) -> None:
+    """Give an unpickled model the key from ``HOLYSHEEP_API_KEY`` (or none).
+
+    Args:
+        model: The model ``__setstate__`` just restored.
+    """
+    object.__setattr__(model, "api_key", secret_from_env(API_KEY_ENV, default=None)())
+
+
+class HolySheepSerializable:
+    """The LangChain serialization answers HolySheep's chat models share.
+
+    ``dumpd`` names the key by its environment variable, never its value, and
+    the namespace is the public module the class is imported from: its
+    ``__module__`` up to the first private part, so a class defined in
+    ``langchain_holysheep.fallback._chain`` loads from
+    ``langchain_holysheep.fallback``. List it before ``BaseChatModel``.
+    """
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where ``dumpd`` finds the key: an environment variable, never a value."""
+        return {"api_key": API_KEY_ENV}
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """The model can be serialized with ``dumpd``/``dumps``."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """Return the public module, e.g. ``["langchain_holysheep", "fallback"]``."""
+        parts = cls.__module__.split(".")
+        return list(takewhile(lambda part: not part.startswith("_"), parts))
+
+
 class GatewaySettings(BaseModel):
     """The connection settings every HolySheep model class shares, in one place.
 
@@ -173,16 +227,12 @@ class GatewaySettings(BaseModel):
         multiprocessing and Ray workers need that variable set, as they would
         for a model loaded with ``langchain_core.load``.
         """
-        state = super().__getstate__()
-        fields = dict(state["__dict__"])
-        fields["api_key"] = None
-        return {**state, "__dict__": fields}
+        return without_key(super().__getstate__())
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         """Restore a pickled model, taking the key from ``HOLYSHEEP_API_KEY``."""
         super().__setstate__(state)
-        key = secret_from_env(API_KEY_ENV, default=None)()
-        object.__setattr__(self, "api_key", key)
+        restore_key(self)
 
     def close(self) -> None:
         """Close the shared sync connection pool these settings use.

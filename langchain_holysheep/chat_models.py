@@ -41,7 +41,11 @@ from langchain_holysheep._http import (
     stream_events,
 )
 from langchain_holysheep._profiles import get_capabilities
-from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
+from langchain_holysheep._settings import (
+    DEFAULT_BASE_URL,
+    GatewaySettings,
+    HolySheepSerializable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -194,7 +198,7 @@ def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool
     return error.param == "stream_options" or "stream_options" in error.message
 
 
-class ChatHolySheep(BaseChatModel, GatewaySettings):
+class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     r"""Chat model for the HolySheep AI gateway (OpenAI-compatible).
 
     One key serves Mistral Small 2603, GPT-4.1, Claude Sonnet 4.5, Gemini 2.5
@@ -436,22 +440,6 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             msg = "n > 1 cannot be combined with streaming=True; set one or the other."
             raise ValueError(msg)
         return self
-
-    # ------------------------------------------------- serialization overrides
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """Where ``dumpd`` finds the key: an environment variable, never a value."""
-        return {"api_key": "HOLYSHEEP_API_KEY"}
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """ChatHolySheep can be serialized with ``dumpd``/``dumps``."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Return ``["langchain_holysheep", "chat_models"]``."""
-        return ["langchain_holysheep", "chat_models"]
 
     # ------------------------------------------------ BaseChatModel overrides
     @property
