@@ -13,22 +13,9 @@ from langchain_holysheep.callbacks import HolySheepUsageTracker
 from langchain_holysheep.fallback import ChatHolySheepFallback
 from langchain_holysheep.pricing import PRICES_FILE_ENV_VAR
 from langchain_holysheep.testing import Fault, Reply
+from tests.modes import INVOKES, MODES, call
 
-MODES = ["invoke", "ainvoke", "stream", "astream"]
 KEY = "cr_accounting_key_0123456789"
-
-
-async def call(llm, mode, text="hi", **kwargs):
-    """Run the model one way; streams are added up into one message."""
-    if mode == "invoke":
-        return llm.invoke(text, **kwargs)
-    if mode == "ainvoke":
-        return await llm.ainvoke(text, **kwargs)
-    if mode == "stream":
-        chunks = list(llm.stream(text, **kwargs))
-    else:
-        chunks = [c async for c in llm.astream(text, **kwargs)]
-    return sum(chunks[1:], chunks[0])
 
 
 # ------------------------------------------------------------- model_name
@@ -133,7 +120,7 @@ def _chat_requests(gw):
     return [r for r in gw.requests if r.path.endswith("/chat/completions")]
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", INVOKES)
 async def test_llm_cache_hits_are_not_billed(gw, make_model, llm_cache, mode):
     """Regression: every cache hit was billed again (its metadata kept the cost)."""
     gw.set_default(Reply(content="answer", usage={"prompt_tokens": 40}))
@@ -158,7 +145,7 @@ async def test_llm_cache_hits_are_not_billed(gw, make_model, llm_cache, mode):
     assert tracker.snapshot().requests == 2
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", INVOKES)
 async def test_llm_cache_hits_of_a_fallback_chain_count_no_failed_member_again(
     gw, llm_cache, mode
 ):

@@ -19,27 +19,19 @@ from langchain_holysheep.errors import (
     HolySheepTotalTimeoutError,
 )
 from langchain_holysheep.testing import Fault, Reply
+from tests.modes import INVOKES, MODES, STREAMS, call
 
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-STREAMS = ["stream", "astream"]
 WORDS = " ".join(f"w{i}" for i in range(40))
 
 
-async def call(model, mode, text="hi", **kwargs):
-    """Run the model one way; streams are joined into one text."""
-    if mode == "invoke":
-        return model.invoke(text, **kwargs).text
-    if mode == "ainvoke":
-        return (await model.ainvoke(text, **kwargs)).text
-    if mode == "stream":
-        return "".join(c.text for c in model.stream(text, **kwargs))
-    return "".join([c.text async for c in model.astream(text, **kwargs)])
+async def text_of(model, mode, **kwargs):
+    return (await call(model, mode, "hi", **kwargs)).text
 
 
 async def timed_failure(model, mode, **kwargs):
     start = time.monotonic()
     with pytest.raises(HolySheepTimeoutError) as caught:
-        await call(model, mode, **kwargs)
+        await text_of(model, mode, **kwargs)
     return caught.value, time.monotonic() - start
 
 
@@ -56,7 +48,7 @@ async def test_per_call_timeout_bounds_that_request(gw, make_model, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_per_call_timeout_is_never_sent(gw, make_model, mode):
-    text = await call(make_model(timeout=0.2), mode, timeout=5, total_timeout=5)
+    text = await text_of(make_model(timeout=0.2), mode, timeout=5, total_timeout=5)
     assert text == "Offline reply to: hi"
     body = gw.last_request.body
     assert "timeout" not in body
@@ -95,7 +87,7 @@ async def test_trickling_stream_ends_at_total_timeout_keeping_the_text(
     assert len(error.partial_text) < len(WORDS)
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", INVOKES)
 async def test_total_timeout_bounds_a_response_that_is_slow_to_come(
     gw, make_model, mode
 ):
@@ -111,7 +103,7 @@ async def test_per_call_total_timeout_overrides_the_field(gw, make_model, mode):
     error, _ = await timed_failure(make_model(), mode, total_timeout=0.3)
     assert isinstance(error, HolySheepTotalTimeoutError)
     patient = make_model(total_timeout=0.3)
-    assert await call(patient, mode, total_timeout=20) == WORDS
+    assert await text_of(patient, mode, total_timeout=20) == WORDS
 
 
 @pytest.mark.parametrize("mode", STREAMS)
@@ -132,7 +124,7 @@ async def test_a_stalled_chunk_is_cut_at_the_deadline_not_after_it(
     assert error.partial_text == "one "
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", INVOKES)
 async def test_no_retry_wait_runs_past_the_deadline(gw, make_model, mode):
     """The SDK would sleep ``Retry-After`` (2 s), then retry; the call ends now."""
     gw.enqueue(Fault(status=503, headers={"Retry-After": "2"}, repeat=3))
@@ -147,7 +139,7 @@ async def test_no_retry_wait_runs_past_the_deadline(gw, make_model, mode):
 async def test_retries_that_fit_still_run(gw, make_model, mode):
     gw.enqueue(Fault(status=503, headers={"Retry-After": "0.05"}))
     model = make_model(max_retries=2, total_timeout=5.0)
-    assert await call(model, mode) == "Offline reply to: hi"
+    assert await text_of(model, mode) == "Offline reply to: hi"
     assert len(gw.requests) == 2
 
 
