@@ -49,9 +49,12 @@ __all__ = [
     "build_request",
     "completion_to_result",
     "encode_body",
+    "estimate_message_tokens",
+    "estimate_text_tokens",
     "input_error",
     "message_to_dict",
     "messages_to_dicts",
+    "no_token_ids",
     "usage_to_metadata",
 ]
 
@@ -419,6 +422,78 @@ def build_request(
             "request (its API answers 400). Set only one of them."
         )
     return body
+
+
+# --------------------------------------------------------------------------- #
+# Token estimates (offline: no tokenizer, no download)
+# --------------------------------------------------------------------------- #
+
+
+def estimate_message_tokens(
+    messages: Sequence[BaseMessage], tools: Sequence[Any] | None = None
+) -> int:
+    """Estimate a prompt's tokens, offline, for every model behind the gateway.
+
+    langchain-core's ``count_tokens_approximately`` (about four characters a
+    token, plus a few per message): what ``trim_messages`` and context budgets
+    need, with no tokenizer (``tiktoken``, ``transformers``) and no network.
+
+    Args:
+        messages: The conversation.
+        tools: Tools bound to the call, in any form ``bind_tools`` takes
+            (counted by the size of their JSON schemas).
+
+    Returns:
+        The approximate number of input tokens.
+    """
+    from langchain_core.messages.utils import (  # noqa: PLC0415
+        count_tokens_approximately,
+    )
+    from langchain_core.utils.function_calling import (  # noqa: PLC0415
+        convert_to_openai_tool,
+    )
+
+    schemas: list[Any] | None = (
+        [convert_to_openai_tool(t) for t in tools] if tools else None
+    )
+    return count_tokens_approximately(messages, tools=schemas)
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Estimate the tokens of ``text``, offline (as :func:`estimate_message_tokens`).
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The approximate number of tokens.
+    """
+    from langchain_core.messages.utils import (  # noqa: PLC0415
+        count_tokens_approximately,
+    )
+
+    return count_tokens_approximately([HumanMessage(text)], extra_tokens_per_message=0)
+
+
+def no_token_ids(owner: str) -> NotImplementedError:
+    """The error ``get_token_ids`` raises: there are no token ids offline.
+
+    The models behind the gateway each have their own tokenizer, none of which
+    ships with this package, and fetching one is a download this package never
+    makes (langchain-core's fallback would load GPT-2 through ``transformers``).
+
+    Args:
+        owner: The class name the error names.
+
+    Returns:
+        The error, to raise.
+    """
+    return NotImplementedError(
+        f"{owner} has no offline tokenizer (the models behind the gateway each "
+        "use their own), so it has no token ids. Count tokens with "
+        "get_num_tokens() or get_num_tokens_from_messages() (an offline "
+        "estimate), or pass custom_get_token_ids=... to the model."
+    )
 
 
 # --------------------------------------------------------------------------- #

@@ -9,6 +9,7 @@ drift apart.
 from __future__ import annotations
 
 import ipaddress
+import math
 import warnings
 from functools import lru_cache
 from itertools import takewhile
@@ -40,6 +41,7 @@ __all__ = [
     "HolySheepSerializable",
     "check_base_url",
     "is_loopback",
+    "per_call_seconds",
     "restore_key",
     "sdk_timeout",
     "without_key",
@@ -112,6 +114,34 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
             stacklevel=stacklevel,
         )
     return value.rstrip("/")
+
+
+def per_call_seconds(value: object, name: str) -> float | None:
+    """A per-call ``timeout``/``total_timeout``, checked (``None``: not given).
+
+    Args:
+        value: What the call passed.
+        name: The option's name, for the message.
+
+    Returns:
+        The seconds, or ``None``.
+
+    Raises:
+        HolySheepInputError: Not a positive, finite number of seconds.
+    """
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        from langchain_holysheep._convert import input_error  # noqa: PLC0415
+
+        msg = f"{name} must be a positive number of seconds, got {value!r}."
+        raise input_error(msg)
+    return float(value)
 
 
 @lru_cache(maxsize=32)

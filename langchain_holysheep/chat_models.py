@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import warnings
 from contextlib import closing
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages.utils import count_tokens_approximately
 from pydantic import (
     ConfigDict,
     Field,
@@ -29,7 +27,9 @@ from langchain_holysheep._convert import (
     StreamState,
     build_request,
     completion_to_result,
-    input_error,
+    estimate_message_tokens,
+    estimate_text_tokens,
+    no_token_ids,
 )
 from langchain_holysheep._deadline import Deadline
 from langchain_holysheep._http import (
@@ -45,6 +45,7 @@ from langchain_holysheep._settings import (
     DEFAULT_BASE_URL,
     GatewaySettings,
     HolySheepSerializable,
+    per_call_seconds,
 )
 
 if TYPE_CHECKING:
@@ -146,21 +147,6 @@ def _add_call_metadata(
         metadata["latency"] = dict(latency)
         metadata["cost_usd"] = cost_usd
         metadata["cost_source"] = cost_source
-
-
-def _seconds(value: object, name: str) -> float | None:
-    """A per-call ``timeout``/``total_timeout``, checked (``None``: not given)."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        msg = f"{name} must be a positive number of seconds, got {value!r}."
-        raise input_error(msg)
-    return float(value)
 
 
 def _signature_computed_once(method: _F) -> _F:
@@ -467,6 +453,17 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             "stream_usage": self.stream_usage,
         }
 
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The LLM-cache key, without a call's time bounds (they change no answer).
+
+        A fallback chain with a ``total_timeout`` passes each member the time
+        left, which differs on every call: with it in the key, a member's cache
+        would never hit.
+        """
+        kwargs.pop("timeout", None)
+        kwargs.pop("total_timeout", None)
+        return super()._get_llm_string(stop=stop, **kwargs)
+
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
@@ -493,7 +490,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool]
         | None = None,
     ) -> int:
-        """Estimate the prompt's tokens offline (no tokenizer download).
+        """Estimate the prompt's tokens offline (no tokenizer, no download).
 
         Uses langchain-core's ``count_tokens_approximately``: good enough for
         ``trim_messages`` and context budgeting on every model behind the gateway.
@@ -505,17 +502,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Returns:
             The approximate number of input tokens.
         """
-        from langchain_core.utils.function_calling import (  # noqa: PLC0415
-            convert_to_openai_tool,
-        )
-
-        schemas: list[BaseTool | dict[str, Any]] | None = (
-            [convert_to_openai_tool(t) for t in tools] if tools else None
-        )
-        return count_tokens_approximately(messages, tools=schemas)
+        return estimate_message_tokens(messages, tools)
 
     def get_num_tokens(self, text: str) -> int:
         """Estimate the tokens in ``text`` offline (about four characters a token).
+
+        With ``custom_get_token_ids`` set, the number of ids it returns.
 
         Args:
             text: Any text.
@@ -523,11 +515,26 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Returns:
             The approximate number of tokens.
         """
-        from langchain_core.messages import HumanMessage  # noqa: PLC0415
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return estimate_text_tokens(text)
 
-        return count_tokens_approximately(
-            [HumanMessage(text)], extra_tokens_per_message=0
-        )
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from ``custom_get_token_ids``; there is no offline tokenizer.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            What ``custom_get_token_ids`` returns.
+
+        Raises:
+            NotImplementedError: At once, without ``custom_get_token_ids``
+                (nothing is downloaded); it says what to use instead.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise no_token_ids(type(self).__name__)
 
     # ---- tools and structured output
     # The rules live in ``_tools`` (tools, tool_choice, response_format, the
@@ -836,8 +843,8 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Raises:
             HolySheepInputError: A per-call bound is not a positive number.
         """
-        timeout = _seconds(kwargs.pop("timeout", None), "timeout")
-        total = _seconds(kwargs.pop("total_timeout", None), "total_timeout")
+        timeout = per_call_seconds(kwargs.pop("timeout", None), "timeout")
+        total = per_call_seconds(kwargs.pop("total_timeout", None), "total_timeout")
         if total is None:
             total = self.total_timeout
         return self._request_options(timeout, total), total

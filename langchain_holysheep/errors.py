@@ -339,14 +339,18 @@ class HolySheepTotalTimeoutError(HolySheepTimeoutError):
     stream had delivered before it was stopped. Retryable, like any timeout.
     """
 
-    def __init__(self, total_timeout: float, request: httpx2.Request) -> None:
+    def __init__(
+        self, total_timeout: float, request: httpx2.Request | None = None
+    ) -> None:
         """Create the error.
 
         Args:
             total_timeout: The bound that was reached, in seconds.
-            request: The request that was stopped (credentials masked).
+            request: The request that was stopped (credentials masked);
+                ``None`` when none was in flight (a fallback chain's deadline
+                passing between attempts).
         """
-        super().__init__(request=request)
+        super().__init__(request=request)  # type: ignore[arg-type]
         self.total_timeout = total_timeout
         self.message = (
             f"The call took longer than total_timeout={total_timeout:g} s and was "

@@ -27,8 +27,15 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_holysheep._convert import (
+    estimate_message_tokens,
+    estimate_text_tokens,
+    no_token_ids,
+)
+from langchain_holysheep._deadline import Deadline
 from langchain_holysheep._settings import (
     HolySheepSerializable,
+    per_call_seconds,
     restore_key,
     without_key,
 )
@@ -141,6 +148,14 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     max_retry_after: float = Field(default=2.0, ge=0)
     """The longest ``Retry-After`` (seconds) the chain waits to retry a member;
     a longer one moves on at once."""
+    total_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a whole chain call may take: every attempt, the waits between
+    them and the stream, to its last chunk. Past it the call raises
+    ``HolySheepTotalTimeoutError`` (a stream's text so far in
+    ``partial_text``), never falls over. ``ChatHolySheep`` members get the
+    time left as their own ``total_timeout``; other providers' members are
+    bounded between attempts only. Default unset; a per-call
+    ``total_timeout=`` overrides it."""
     retry_backoff: float = Field(default=0.5, ge=0)
     """Base of the jittered exponential wait between tries of one member when
     the error gave no ``Retry-After`` (capped by ``max_retry_after``)."""
@@ -315,6 +330,12 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             ],
         }
 
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The LLM-cache key, without a call's time bounds (they change no answer)."""
+        kwargs.pop("timeout", None)
+        kwargs.pop("total_timeout", None)
+        return super()._get_llm_string(stop=stop, **kwargs)
+
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
@@ -327,22 +348,83 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         """The members' model ids, in the order they are tried."""
         return [m.name for m in self._members()]
 
+    # ---- token counting: offline, whatever the members are
+    # Every ChatHolySheep member (the primary included) gives the same offline
+    # estimate, so the chain gives it too, without asking any member: another
+    # provider's model may count by downloading a tokenizer or calling its API.
+
     def get_num_tokens_from_messages(
         self,
         messages: list[BaseMessage],
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool]
         | None = None,
     ) -> int:
-        """Count tokens as the primary model does.
+        """Estimate the prompt's tokens offline, as every ``ChatHolySheep`` does.
+
+        The same estimate as the primary's (and every ``ChatHolySheep``
+        member's); no member is asked, so nothing is downloaded or sent.
 
         Args:
             messages: The conversation.
-            tools: Tools bound to the call.
+            tools: Tools bound to the call (counted by their JSON size).
 
         Returns:
-            The primary's count.
+            The approximate number of input tokens.
         """
-        return self._members()[0].model.get_num_tokens_from_messages(messages, tools)
+        return estimate_message_tokens(messages, tools)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Estimate the tokens in ``text`` offline (as ``ChatHolySheep`` does).
+
+        With ``custom_get_token_ids`` set on the chain, the number of its ids.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            The approximate number of tokens.
+        """
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return estimate_text_tokens(text)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from ``custom_get_token_ids``; there is no offline tokenizer.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            What ``custom_get_token_ids`` returns.
+
+        Raises:
+            NotImplementedError: At once, without ``custom_get_token_ids``.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise no_token_ids(type(self).__name__)
+
+    # ---- resources
+    def close(self) -> None:
+        """Close the connection pools of the ``ChatHolySheep`` members.
+
+        Members built from ids share one pool, closed once; a closed pool is
+        rebuilt on the next call. Other providers' members are left to their
+        owner. Usually unnecessary: pools live for the process.
+        """
+        for member in self._members():
+            if isinstance(member.model, ChatHolySheep):
+                member.model.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's pools of the ``ChatHolySheep`` members.
+
+        As :meth:`close`, for async pools (also closed when the loop shuts
+        down, e.g. when ``asyncio.run`` returns).
+        """
+        for member in self._members():
+            if isinstance(member.model, ChatHolySheep):
+                await member.model.aclose()
 
     def circuit_states(self) -> dict[str, CircuitSnapshot]:
         """Each member's breaker state (empty with breakers off).
@@ -419,9 +501,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         for member in walk:
             model, call_kwargs = prepare(member.model, kwargs)
+            call_kwargs = walk.bounded(member, call_kwargs)
             with walk.attempt():
                 result = model._generate_with_cache(messages, stop=stop, **call_kwargs)  # noqa: SLF001
             if walk.answered and walk.accepts(result):
@@ -435,9 +518,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         async for member in walk:
             model, call_kwargs = prepare(member.model, kwargs)
+            call_kwargs = walk.bounded(member, call_kwargs)
             with walk.attempt():
                 result = await model._agenerate_with_cache(  # noqa: SLF001
                     messages, stop=stop, **call_kwargs
@@ -453,9 +537,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         for member in walk:
             model, call_kwargs = prepare(member.model, kwargs)
+            call_kwargs = walk.bounded(member, call_kwargs)
             chunks = open_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -482,9 +567,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         async for member in walk:
             model, call_kwargs = prepare(member.model, kwargs)
+            call_kwargs = walk.bounded(member, call_kwargs)
             chunks = aopen_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -535,10 +621,22 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             if self.circuit_breaker is not None
             else None
         )
-        return Member(name=name, model=model, breaker=breaker)
+        return Member(
+            name=name,
+            model=model,
+            breaker=breaker,
+            takes_total_timeout=isinstance(model, ChatHolySheep),
+        )
 
-    def _walk(self) -> Walk:
-        return Walk(settings=self, members=self._members())
+    def _walk(self, kwargs: dict[str, Any] | None = None) -> Walk:
+        """A walk for one call; a per-call ``total_timeout`` is taken out of it."""
+        total = per_call_seconds(
+            (kwargs or {}).pop("total_timeout", None), "total_timeout"
+        )
+        if total is None:
+            total = self.total_timeout
+        deadline = None if total is None else Deadline(total)
+        return Walk(settings=self, members=self._members(), deadline=deadline)
 
 
 def _annotate(

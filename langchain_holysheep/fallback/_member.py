@@ -55,6 +55,8 @@ class Member:
     """The chat model (a ``ChatHolySheep`` runs with SDK retries off)."""
     breaker: CircuitBreaker | None
     """Its shared breaker, or ``None`` with breakers off."""
+    takes_total_timeout: bool = False
+    """Whether a call may pass it ``total_timeout`` (a ``ChatHolySheep``)."""
 
 
 def scope(model: BaseChatModel) -> str:

@@ -18,6 +18,7 @@ from langchain_holysheep.errors import (
     HolySheepTimeoutError,
     HolySheepTotalTimeoutError,
 )
+from langchain_holysheep.fallback import ChatHolySheepFallback
 from langchain_holysheep.testing import Fault, Reply
 from tests.modes import INVOKES, MODES, STREAMS, call
 
@@ -182,3 +183,91 @@ def test_total_timeout_error_pickles(gw, make_model):
     assert copy.total_timeout == 0.3
     assert copy.partial_text == error.partial_text
     assert str(copy) == str(error)
+
+
+# ------------------------------------------------------ the fallback chain
+A, B = "mistral-small-2603", "gemini-2.5-flash"
+CHAIN_KEY = "cr_timeouts_chain_key_0123456"
+
+
+@pytest.fixture
+def make_chain(gw):
+    def make(**kwargs):
+        kwargs.setdefault("models", [A, B])
+        return ChatHolySheepFallback(base_url=gw.base_url, api_key=CHAIN_KEY, **kwargs)
+
+    return make
+
+
+def chat_models_asked(gw):
+    return [r.model for r in gw.requests if r.path.endswith("/chat/completions")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_chain_total_timeout_ends_the_call_without_falling_over(
+    gw, make_chain, mode
+):
+    """Past the deadline the chain stops: trying the next member cannot help."""
+    gw.enqueue(Reply(content="late", delay_before_headers=2.0), model=A)
+    error, elapsed = await timed_failure(make_chain(total_timeout=0.5), mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert error.total_timeout == 0.5
+    assert elapsed < 1.2
+    assert chat_models_asked(gw) == [A]
+    assert any(A in note for note in error.__notes__)
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_chain_total_timeout_keeps_the_committed_members_text(
+    gw, make_chain, mode
+):
+    gw.enqueue(Fault(status=503), model=A)
+    gw.enqueue(Reply(content=WORDS, chunk_delay=0.1), model=B)
+    chain = make_chain(total_timeout=0.8)
+    error, elapsed = await timed_failure(chain, mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert error.total_timeout == 0.8
+    assert elapsed < 1.5
+    assert error.partial_text
+    assert WORDS.startswith(error.partial_text)
+    assert chat_models_asked(gw) == [A, B]
+
+
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_chain_does_not_wait_for_a_retry_past_its_deadline(gw, make_chain, mode):
+    gw.enqueue(Fault(status=429, headers={"Retry-After": "1.5"}), model=A)
+    chain = make_chain(models=[A], max_retries=2, total_timeout=1.0)
+    error, elapsed = await timed_failure(chain, mode)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert elapsed < 0.9
+    assert chat_models_asked(gw) == [A]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_chain_within_its_total_timeout_falls_over_as_usual(gw, make_chain, mode):
+    gw.enqueue(Fault(status=503), model=A)
+    answer = await call(make_chain(total_timeout=10), mode, "hi")
+    assert answer.response_metadata["model_name"] == B
+    body = gw.last_request.body
+    assert "total_timeout" not in body
+    assert "timeout" not in body
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_chain_per_call_total_timeout_overrides_its_field(gw, make_chain, mode):
+    gw.set_default(Reply(content="late", delay_before_headers=0.8))
+    error, _ = await timed_failure(make_chain(), mode, total_timeout=0.3)
+    assert isinstance(error, HolySheepTotalTimeoutError)
+    assert error.total_timeout == 0.3
+    answer = await call(make_chain(total_timeout=0.3), mode, "hi", total_timeout=10)
+    assert answer.text == "late"
+
+
+def test_chain_member_cache_keys_ignore_the_time_left(gw, make_chain):
+    """The time left differs per call; a member's cache key must not."""
+    chain = make_chain(total_timeout=10)
+    member = chain._members()[0].model
+    one = member._get_llm_string(total_timeout=9.5, temperature=0)
+    two = member._get_llm_string(total_timeout=3.1, timeout=2, temperature=0)
+    assert one == two
+    assert one != member._get_llm_string(temperature=1)
