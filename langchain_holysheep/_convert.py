@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROVIDER",
+    "THOUGHT_SIGNATURES",
     "StreamState",
     "build_request",
     "completion_to_result",
@@ -60,6 +61,15 @@ __all__ = [
 
 PROVIDER: Final = "holysheep"
 _REASONING_KEYS: Final = ("reasoning_content", "reasoning")
+# The list form of reasoning some gateways use (OpenRouter's ``reasoning_details``):
+# entry type -> the key holding its text. Encrypted entries carry no text.
+_REASONING_DETAIL_TEXT: Final = {
+    "reasoning.text": "text",
+    "reasoning.summary": "summary",
+}
+THOUGHT_SIGNATURES: Final = "thought_signatures"
+"""The ``additional_kwargs`` key of an answer's Gemini thought signatures, by
+tool call id (sent back to Gemini models with those calls on the next turn)."""
 # Content block types that carry no text for the API and are sent another way
 # (tool calls go in ``tool_calls``; reasoning is echoed only where a model needs it).
 _AI_BLOCKS_SENT_ELSEWHERE: Final = frozenset(
@@ -170,7 +180,9 @@ def _invalid_tool_call_dict(call: InvalidToolCall) -> dict[str, Any]:
     }
 
 
-def _assistant_dict(message: AIMessage, *, echo_reasoning: bool) -> dict[str, Any]:
+def _assistant_dict(
+    message: AIMessage, *, echo_reasoning: bool, echo_thought_signatures: bool
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "role": "assistant",
         "content": _content(message.content, "assistant"),
@@ -181,9 +193,32 @@ def _assistant_dict(message: AIMessage, *, echo_reasoning: bool) -> dict[str, An
         result["tool_calls"] = calls
         if not result["content"]:
             result["content"] = None
+        if echo_thought_signatures:
+            _attach_thought_signatures(calls, message.additional_kwargs)
     if echo_reasoning and (reasoning := _reasoning_to_echo(message)) is not None:
         result["reasoning_content"] = reasoning
     return result
+
+
+def _attach_thought_signatures(
+    calls: list[dict[str, Any]], additional_kwargs: Mapping[str, Any]
+) -> None:
+    """Give each wire tool call its Gemini thought signature back, if it had one."""
+    signatures = additional_kwargs.get(THOUGHT_SIGNATURES)
+    if not isinstance(signatures, dict) or not signatures:
+        return
+    for call in calls:
+        signature = signatures.get(call["id"])
+        if isinstance(signature, str):
+            call["extra_content"] = {"google": {"thought_signature": signature}}
+
+
+def _thought_signature(call: Mapping[str, Any]) -> str | None:
+    """A wire tool call's Gemini thought signature, if it carries one."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
 
 
 def _reasoning_to_echo(message: AIMessage) -> str | None:
@@ -208,7 +243,10 @@ def _reasoning_to_echo(message: AIMessage) -> str | None:
 
 
 def message_to_dict(
-    message: BaseMessage, *, echo_reasoning: bool = False
+    message: BaseMessage,
+    *,
+    echo_reasoning: bool = False,
+    echo_thought_signatures: bool = False,
 ) -> dict[str, Any]:
     """Convert one LangChain message to a Chat Completions message.
 
@@ -216,6 +254,9 @@ def message_to_dict(
         message: The message.
         echo_reasoning: Send an assistant turn's ``reasoning_content`` back (some
             thinking models require it on the next turn; others reject it).
+        echo_thought_signatures: Send an assistant turn's Gemini thought
+            signatures back on its tool calls (``extra_content.google``); for
+            other models they are dropped.
 
     Returns:
         The wire-format message.
@@ -227,7 +268,11 @@ def message_to_dict(
     if isinstance(message, HumanMessage):
         result = {"role": "user", "content": _content(message.content, "user")}
     elif isinstance(message, AIMessage):
-        result = _assistant_dict(message, echo_reasoning=echo_reasoning)
+        result = _assistant_dict(
+            message,
+            echo_reasoning=echo_reasoning,
+            echo_thought_signatures=echo_thought_signatures,
+        )
     elif isinstance(message, SystemMessage):
         role = message.additional_kwargs.get("__openai_role__", "system")
         result = {"role": role, "content": _content(message.content, "system")}
@@ -296,12 +341,14 @@ def messages_to_dicts(
     *,
     echo_reasoning: bool = False,
     short_tool_call_ids: bool = False,
+    echo_thought_signatures: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert a conversation, refusing an empty one.
 
     Args:
         messages: The conversation.
         echo_reasoning: See :func:`message_to_dict`.
+        echo_thought_signatures: See :func:`message_to_dict`.
         short_tool_call_ids: Send tool call ids as :func:`short_tool_call_id`
             makes them (for models that accept 9-character ids only).
 
@@ -313,7 +360,14 @@ def messages_to_dicts(
     """
     if not messages:
         _input_error("Cannot call the model with an empty list of messages.")
-    wire = [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+    wire = [
+        message_to_dict(
+            m,
+            echo_reasoning=echo_reasoning,
+            echo_thought_signatures=echo_thought_signatures,
+        )
+        for m in messages
+    ]
     if short_tool_call_ids:
         _shorten_tool_call_ids(wire)
     return wire
@@ -410,6 +464,7 @@ def build_request(
         messages,
         echo_reasoning=known is not None and known.echo_reasoning,
         short_tool_call_ids=known is not None and known.short_tool_call_ids,
+        echo_thought_signatures=known is not None and known.thought_signatures,
     )
     body.update(extra)
     if (
@@ -600,11 +655,38 @@ def _parse_tool_calls(
 
 
 def _reasoning_of(message: Mapping[str, Any]) -> str | None:
+    """The reasoning text of a message or delta, in whichever form it came."""
     for key in _REASONING_KEYS:
         value = message.get(key)
         if isinstance(value, str):
             return value
-    return None
+    details = message.get("reasoning_details")
+    return _reasoning_details_text(details) if details else None
+
+
+def _reasoning_details_text(details: object) -> str | None:
+    """The text of ``reasoning_details`` entries (``reasoning.text``/``.summary``)."""
+    if not isinstance(details, list):
+        return None
+    parts = []
+    for entry in details:
+        if not isinstance(entry, dict):
+            continue
+        key = _REASONING_DETAIL_TEXT.get(str(entry.get("type")))
+        if key is not None and isinstance(text := entry.get(key), str):
+            parts.append(text)
+    return "".join(parts) if parts else None
+
+
+def _signatures_by_call(raw_calls: list[dict[str, Any]]) -> dict[str, str]:
+    """The Gemini thought signatures of an answer's tool calls, by call id."""
+    found = {}
+    for call in raw_calls:
+        if (signature := _thought_signature(call)) is not None and isinstance(
+            call_id := call.get("id"), str
+        ):
+            found[call_id] = signature
+    return found
 
 
 def _response_metadata(
@@ -630,11 +712,15 @@ def _choice_to_generation(
     additional_kwargs: dict[str, Any] = {}
     if (reasoning := _reasoning_of(message)) is not None:
         additional_kwargs["reasoning_content"] = reasoning
+    if details := message.get("reasoning_details"):
+        additional_kwargs["reasoning_details"] = details
     if message.get("refusal"):
         additional_kwargs["refusal"] = message["refusal"]
     raw_calls = message.get("tool_calls") or []
     if raw_calls:
         additional_kwargs["tool_calls"] = raw_calls
+        if signatures := _signatures_by_call(raw_calls):
+            additional_kwargs[THOUGHT_SIGNATURES] = signatures
     tool_calls, invalid_tool_calls = _parse_tool_calls(raw_calls)
     finish_reason = choice.get("finish_reason")
     response_metadata = {**base_metadata, "finish_reason": finish_reason}
@@ -706,10 +792,11 @@ class _ToolCallIndexer:
     never merge into one invalid JSON string.
     """
 
-    __slots__ = ("by_id", "last", "next")
+    __slots__ = ("by_id", "ids", "last", "next")
 
     def __init__(self) -> None:
         self.by_id: dict[str, int] = {}
+        self.ids: dict[int, str] = {}
         self.last: int | None = None
         self.next = 0
 
@@ -725,6 +812,7 @@ class _ToolCallIndexer:
                 index = self.last
         if isinstance(call_id, str) and call_id:
             self.by_id.setdefault(call_id, index)
+            self.ids.setdefault(index, call_id)
         self.last = index
         self.next = max(self.next, index + 1)
         return index
@@ -829,7 +917,8 @@ class StreamState:
         reasoning = _reasoning_of(delta)
         raw_calls = delta.get("tool_calls")
         refusal = delta.get("refusal")
-        if not (content or reasoning or raw_calls or refusal):
+        details = delta.get("reasoning_details")
+        if not (content or reasoning or raw_calls or refusal or details):
             return None
         if content:
             self.text_parts.append(content)
@@ -841,8 +930,15 @@ class StreamState:
             fields["additional_kwargs"] = {"reasoning_content": reasoning}
         if refusal and isinstance(refusal, str):
             fields.setdefault("additional_kwargs", {})["refusal"] = refusal
+        if details:
+            fields.setdefault("additional_kwargs", {})["reasoning_details"] = details
         if raw_calls:
-            fields["tool_call_chunks"] = _tool_call_chunks(raw_calls, self.tool_indexer)
+            chunks = _tool_call_chunks(raw_calls, self.tool_indexer)
+            fields["tool_call_chunks"] = chunks
+            if signatures := self._signatures(raw_calls, chunks):
+                fields.setdefault("additional_kwargs", {})[THOUGHT_SIGNATURES] = (
+                    signatures
+                )
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=content,
@@ -850,6 +946,22 @@ class StreamState:
                 **fields,
             )
         )
+
+    def _signatures(
+        self, raw_calls: list[dict[str, Any]], chunks: list[ToolCallChunk]
+    ) -> dict[str, str]:
+        """Thought signatures in tool-call deltas, by the id of their call."""
+        found = {}
+        for call, chunk in zip(raw_calls, chunks, strict=True):
+            if (signature := _thought_signature(call)) is None:
+                continue
+            index = chunk.get("index")
+            call_id = chunk.get("id") or (
+                self.tool_indexer.ids.get(index) if isinstance(index, int) else None
+            )
+            if call_id:
+                found[call_id] = signature
+        return found
 
     @property
     def complete(self) -> bool:

@@ -30,7 +30,9 @@ and should be confirmed by the live tests (``tests/live``):
   ``tool_choice``, ``response_format`` JSON schema, ``reasoning_effort``;
   ``parallel_tool_calls`` and ``strict`` are not documented, so not sent;
   streamed tool-call deltas may lack ``index``, which the stream converter
-  repairs).
+  repairs; ".../docs/thought-signatures": a tool call may carry
+  ``extra_content.google.thought_signature``, to be sent back with that call on
+  the next turn: recommended for 2.5, required by Gemini 3 function calling).
 * ``deepseek-v3.2``: api-docs.deepseek.com "Models & Pricing" (128K context,
   64K output in thinking mode), "Function Calling" (``tool_choice``; ``strict``
   only on the beta endpoint), "JSON Output" (``json_object`` only: the API
@@ -103,6 +105,9 @@ class Capabilities:
     """``temperature`` and ``top_p`` cannot be sent together (a 400 otherwise)."""
     short_tool_call_ids: bool = False
     """Tool call ids must be 9 letters or digits (other ids get a 400)."""
+    thought_signatures: bool = False
+    """Tool calls carry thought signatures to send back on the next turn
+    (Gemini: ``extra_content.google.thought_signature``); stripped for others."""
 
     @property
     def default_structured_output_method(self) -> StructuredMethod:
@@ -181,6 +186,7 @@ MODEL_CAPABILITIES: Final[dict[str, Capabilities]] = {
         strict_json_schema=False,
         reasoning_output=True,
         reasoning_effort_levels=("none", "low", "medium", "high"),
+        thought_signatures=True,
     ),
     "deepseek-v3.2": Capabilities(
         max_input_tokens=128_000,

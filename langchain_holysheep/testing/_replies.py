@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "CREATED",
@@ -77,11 +77,15 @@ class ToolCall:
         arguments: A dict (sent JSON-encoded) or a string sent verbatim, so a
             test can send arguments that are not valid JSON.
         id: The tool-call id; defaults to ``call_offline_<request>_<position>``.
+        thought_signature: A Gemini thought signature, sent as the call's
+            ``extra_content.google.thought_signature`` (in the first stream
+            delta of the call when streaming).
     """
 
     name: str
     arguments: str | dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    thought_signature: str | None = None
 
     @property
     def arguments_json(self) -> str:
@@ -102,7 +106,11 @@ class Reply:
 
     Attributes:
         content: The assistant text.
-        reasoning: Sent as ``reasoning_content``.
+        reasoning: Sent as ``reasoning_content`` (see ``reasoning_format``).
+        reasoning_format: The field the reasoning is sent in:
+            ``"reasoning_content"`` (DeepSeek and most gateways), ``"reasoning"``
+            or ``"reasoning_details"`` (the list form OpenRouter uses:
+            ``[{"type": "reasoning.text", "text": ..., "index": 0}]``).
         tool_calls: Tool calls made by the assistant.
         refusal: Sent as ``message.refusal``.
         finish_reason: Defaults to ``"tool_calls"`` with tool calls, else
@@ -137,6 +145,9 @@ class Reply:
 
     content: str | None = None
     reasoning: str | None = None
+    reasoning_format: Literal["reasoning_content", "reasoning", "reasoning_details"] = (
+        "reasoning_content"
+    )
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
     finish_reason: str | None = None
@@ -228,6 +239,8 @@ class ChatPlan:
     refusal: str | None
     refusal_pieces: list[str]
     tool_calls: list[tuple[str, str, str, list[str]]]
+    signatures: dict[str, str]
+    reasoning_format: str
     finish_reason: str
     usage: dict[str, Any]
     n: int
@@ -366,10 +379,14 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
     reasoning_pieces = split_words(reply.reasoning or "")
     refusal_pieces = split_words(reply.refusal or "")
     calls: list[tuple[str, str, str, list[str]]] = []
+    signatures: dict[str, str] = {}
     for i, call in enumerate(reply.tool_calls or ()):
         args = call.arguments_json
         pieces = [args[j : j + _ARG_PIECE] for j in range(0, len(args), _ARG_PIECE)]
-        calls.append((call.id or f"call_offline_{seq}_{i}", call.name, args, pieces))
+        call_id = call.id or f"call_offline_{seq}_{i}"
+        calls.append((call_id, call.name, args, pieces))
+        if call.thought_signature is not None:
+            signatures[call_id] = call.thought_signature
     requested_n = body.get("n")
     n = requested_n if isinstance(requested_n, int) and requested_n > 1 else 1
     pieces_count = (
@@ -414,6 +431,8 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
         refusal=reply.refusal,
         refusal_pieces=refusal_pieces,
         tool_calls=calls,
+        signatures=signatures,
+        reasoning_format=reply.reasoning_format,
         finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
         usage=usage,
         n=n,
@@ -452,10 +471,15 @@ def render_chat_json(plan: ChatPlan) -> bytes:
         "refusal": plan.refusal,
     }
     if plan.reasoning is not None:
-        message["reasoning_content"] = plan.reasoning
+        message.update(_reasoning_field(plan, plan.reasoning))
     if plan.tool_calls:
         message["tool_calls"] = [
-            {"id": cid, "type": "function", "function": {"name": name, "arguments": a}}
+            {
+                "id": cid,
+                "type": "function",
+                "function": {"name": name, "arguments": a},
+                **_signature_field(plan, cid),
+            }
             for cid, name, a, _ in plan.tool_calls
         ]
     logprobs = None
@@ -518,10 +542,32 @@ class _Events:
         return f'data: {self.head}],"usage":{dumps(usage)}}}\n\n'.encode()
 
 
+def _reasoning_field(plan: ChatPlan, text: str) -> dict[str, Any]:
+    """The reasoning as the reply's ``reasoning_format`` puts it on the wire."""
+    if plan.reasoning_format == "reasoning_details":
+        return {
+            "reasoning_details": [
+                {
+                    "type": "reasoning.text",
+                    "text": text,
+                    "index": 0,
+                    "format": "unknown",
+                }
+            ]
+        }
+    return {plan.reasoning_format: text}
+
+
+def _signature_field(plan: ChatPlan, call_id: str) -> dict[str, Any]:
+    """A tool call's ``extra_content`` with its thought signature, if it has one."""
+    signature = plan.signatures.get(call_id)
+    if signature is None:
+        return {}
+    return {"extra_content": {"google": {"thought_signature": signature}}}
+
+
 def _delta_events(plan: ChatPlan, reply: Reply, event: _Events) -> list[bytes]:
-    deltas = [
-        event(f'{{"reasoning_content":{dumps(p)}}}') for p in plan.reasoning_pieces
-    ]
+    deltas = [event(dumps(_reasoning_field(plan, p))) for p in plan.reasoning_pieces]
     for piece in plan.content_pieces:
         logprobs = "null"
         if plan.logprobs:
@@ -531,10 +577,12 @@ def _delta_events(plan: ChatPlan, reply: Reply, event: _Events) -> list[bytes]:
     deltas += [event(f'{{"refusal":{dumps(p)}}}') for p in plan.refusal_pieces]
     for index, (cid, name, _, pieces) in enumerate(plan.tool_calls):
         at = "" if reply.omit_tool_call_index else f'"index":{index},'
+        extra = _signature_field(plan, cid)
+        signed = f',"extra_content":{dumps(extra["extra_content"])}' if extra else ""
         deltas.append(
             event(
                 f'{{"tool_calls":[{{{at}"id":{dumps(cid)},"type":"function",'
-                f'"function":{{"name":{dumps(name)},"arguments":""}}}}]}}'
+                f'"function":{{"name":{dumps(name)},"arguments":""}}{signed}}}]}}'
             )
         )
         deltas += [

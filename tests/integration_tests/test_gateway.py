@@ -342,6 +342,51 @@ def test_omit_model(gw):
     assert json.loads(body)["model"] == "gpt-4.1"
 
 
+def test_reasoning_formats(gw):
+    for form in ("reasoning_content", "reasoning"):
+        gw.enqueue(Reply(content="a", reasoning="why so", reasoning_format=form))
+        _, _, body = chat(gw)
+        assert json.loads(body)["choices"][0]["message"][form] == "why so"
+    gw.enqueue(
+        Reply(content="a", reasoning="why so", reasoning_format="reasoning_details")
+    )
+    _, _, body = chat(gw)
+    message = json.loads(body)["choices"][0]["message"]
+    assert "reasoning_content" not in message
+    assert message["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "why so", "index": 0, "format": "unknown"}
+    ]
+    gw.enqueue(
+        Reply(content="a", reasoning="why so", reasoning_format="reasoning_details")
+    )
+    _, _, body = chat(gw, stream=True)
+    deltas = [e["choices"][0]["delta"] for e in sse(body)[1:-2]]
+    texts = [
+        d["reasoning_details"][0]["text"] for d in deltas if "reasoning_details" in d
+    ]
+    assert texts == ["why ", "so"]
+
+
+def test_tool_call_thought_signature(gw):
+    calls = [ToolCall("f", {"a": 1}, thought_signature="sig"), ToolCall("g")]
+    gw.enqueue(Reply(tool_calls=calls))
+    _, _, body = chat(gw)
+    first, second = json.loads(body)["choices"][0]["message"]["tool_calls"]
+    assert first["extra_content"] == {"google": {"thought_signature": "sig"}}
+    assert "extra_content" not in second
+    gw.enqueue(Reply(tool_calls=calls))
+    _, _, body = chat(gw, stream=True)
+    signed = [
+        c
+        for e in sse(body)[:-1]
+        for c in e["choices"][0]["delta"].get("tool_calls") or ()
+        if "extra_content" in c
+    ]
+    assert len(signed) == 1
+    assert signed[0]["function"]["name"] == "f"
+    assert signed[0]["extra_content"]["google"]["thought_signature"] == "sig"
+
+
 def test_omit_tool_call_index(gw):
     gw.enqueue(Reply(tool_calls=[ToolCall("f", {"a": 1})], omit_tool_call_index=True))
     _, _, body = chat(gw, stream=True)

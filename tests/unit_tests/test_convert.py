@@ -627,3 +627,74 @@ def test_streamed_invalid_arguments_go_to_invalid_tool_calls():
 def test_streamed_refusal_is_kept():
     message = aggregate([{"refusal": "I can't "}, {"refusal": "do that."}])
     assert message.additional_kwargs["refusal"] == "I can't do that."
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ([{"type": "reasoning.text", "text": "a"}], "a"),
+        (
+            [
+                {"type": "reasoning.summary", "summary": "s "},
+                {"type": "reasoning.encrypted", "data": "xyz"},
+                {"type": "reasoning.text", "text": "t"},
+            ],
+            "s t",
+        ),
+        ([{"type": "reasoning.encrypted", "data": "xyz"}], None),
+        ("not a list", None),
+        ([None, 3, {"type": "reasoning.text", "text": 7}], None),
+    ],
+)
+def test_reasoning_details_text(details, expected):
+    result = completion_to_result(_completion(content="x", reasoning_details=details))
+    message = result.generations[0].message
+    assert message.additional_kwargs.get("reasoning_content") == expected
+    assert message.additional_kwargs["reasoning_details"] == details
+
+
+def test_reasoning_content_wins_over_reasoning_details():
+    body = _completion(
+        content="x",
+        reasoning_content="plain",
+        reasoning_details=[{"type": "reasoning.text", "text": "list"}],
+    )
+    message = completion_to_result(body).generations[0].message
+    assert message.additional_kwargs["reasoning_content"] == "plain"
+
+
+def _signed_call(call_id, signature=None):
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    if signature is not None:
+        call["extra_content"] = {"google": {"thought_signature": signature}}
+    return call
+
+
+def test_thought_signatures_are_read_by_call_id():
+    calls = [_signed_call("c1", "s1"), _signed_call("c2"), _signed_call("c3", "")]
+    message = completion_to_result(_completion(content=None, tool_calls=calls))
+    kwargs = message.generations[0].message.additional_kwargs
+    assert kwargs["thought_signatures"] == {"c1": "s1"}
+
+
+def test_stream_thought_signature_without_an_id_goes_to_its_call():
+    state = StreamState()
+    state.feed(_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {}}]}))
+    chunk = state.feed(
+        _chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "function": {"arguments": "{}"},
+                        "extra_content": {"google": {"thought_signature": "s1"}},
+                    }
+                ]
+            }
+        )
+    )
+    assert chunk.message.additional_kwargs["thought_signatures"] == {"c1": "s1"}
