@@ -17,9 +17,10 @@ consumes a stream never inherits it. Standard library only; no I/O.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from time import monotonic
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Final, Self
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -68,24 +69,34 @@ def current() -> Deadline | None:
     return _CURRENT.get()
 
 
-class within:  # noqa: N801  (used like a function: ``with within(deadline):``)
-    """Make ``deadline`` the current one for a ``with`` block (``None``: no-op)."""
+_NO_DEADLINE: Final = nullcontext()
+
+
+def within(deadline: Deadline | None) -> AbstractContextManager[object]:
+    """Make ``deadline`` the current one for a ``with`` block.
+
+    Args:
+        deadline: The call's deadline, or ``None`` for a call without one (a
+            shared no-op: the usual case costs nothing to build).
+
+    Returns:
+        The context manager.
+    """
+    return _NO_DEADLINE if deadline is None else _Within(deadline)
+
+
+class _Within:
+    """Sets a deadline for a ``with`` block, and restores the previous one."""
 
     __slots__ = ("_deadline", "_token")
 
-    def __init__(self, deadline: Deadline | None) -> None:
-        """Prepare the block.
-
-        Args:
-            deadline: The call's deadline, or ``None`` for a call without one.
-        """
+    def __init__(self, deadline: Deadline) -> None:
         self._deadline = deadline
         self._token: Token[Deadline | None] | None = None
 
     def __enter__(self) -> Self:
         """Set the deadline."""
-        if self._deadline is not None:
-            self._token = _CURRENT.set(self._deadline)
+        self._token = _CURRENT.set(self._deadline)
         return self
 
     def __exit__(

@@ -843,6 +843,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Raises:
             HolySheepInputError: A per-call bound is not a positive number.
         """
+        if (
+            self.total_timeout is None
+            and "timeout" not in kwargs
+            and "total_timeout" not in kwargs
+        ):
+            return self._request_options(), None  # the usual call
         timeout = per_call_seconds(kwargs.pop("timeout", None), "timeout")
         total = per_call_seconds(kwargs.pop("total_timeout", None), "total_timeout")
         if total is None:
