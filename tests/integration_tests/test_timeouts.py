@@ -1,7 +1,9 @@
 """Time bounds: a per-call ``timeout``, and ``total_timeout`` for a whole call.
 
 Real HTTP against the offline gateway; the gateway stalls or trickles, the
-bounds are short, so nothing here can hang the suite.
+bounds are short, so nothing here can hang the suite. A stalled answer comes
+(if ever) long after the bound: on a loaded machine a client thread can be
+held off for a second or more, and would then find a prompt answer waiting.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from langchain_holysheep.testing import Fault, Reply
 from tests.modes import INVOKES, MODES, STREAMS, call
 
 WORDS = " ".join(f"w{i}" for i in range(40))
+STALL = 6.0  # seconds before a stalled answer comes, far past every bound
 
 
 async def text_of(model, mode, **kwargs):
@@ -40,9 +43,9 @@ async def timed_failure(model, mode, **kwargs):
 @pytest.mark.parametrize("mode", MODES)
 async def test_per_call_timeout_bounds_that_request(gw, make_model, mode):
     """Regression: ``invoke(x, timeout=0.3)`` went into the JSON body, unapplied."""
-    gw.enqueue(Reply(content="late", delay_before_headers=1.5))
+    gw.enqueue(Reply(content="late", delay_before_headers=STALL))
     error, elapsed = await timed_failure(make_model(), mode, timeout=0.3)
-    assert elapsed < 1.2
+    assert elapsed < 3.0
     assert not isinstance(error, HolySheepTotalTimeoutError)
     assert "timeout" not in gw.last_request.body
 
@@ -92,15 +95,15 @@ async def test_trickling_stream_ends_at_total_timeout_keeping_the_text(
 async def test_total_timeout_bounds_a_response_that_is_slow_to_come(
     gw, make_model, mode
 ):
-    gw.enqueue(Reply(content="late", delay_before_headers=2.0))
+    gw.enqueue(Reply(content="late", delay_before_headers=STALL))
     error, elapsed = await timed_failure(make_model(total_timeout=0.4), mode)
     assert isinstance(error, HolySheepTotalTimeoutError)
-    assert elapsed < 1.2
+    assert elapsed < 3.0
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_per_call_total_timeout_overrides_the_field(gw, make_model, mode):
-    gw.set_default(Reply(content=WORDS, chunk_delay=0.05, delay_before_headers=0.6))
+    gw.set_default(Reply(content=WORDS, chunk_delay=0.05, delay_before_headers=1.2))
     error, _ = await timed_failure(make_model(), mode, total_timeout=0.3)
     assert isinstance(error, HolySheepTotalTimeoutError)
     patient = make_model(total_timeout=0.3)
@@ -113,26 +116,26 @@ async def test_a_stalled_chunk_is_cut_at_the_deadline_not_after_it(
 ):
     """The wait for a chunk ends at the deadline, not a whole ``timeout`` later.
 
-    Chunks at 0 s (role), 1.0 s ("one "), 2.0 s ("two "); the deadline is at
-    1.3 s. Bounding each wait by ``min(timeout, total_timeout)`` only would
-    wait on until the next chunk, at 2.0 s.
+    Chunks at 0 s (role), 1.5 s ("one "), 3.0 s ("two "); the deadline is at
+    2.0 s. Bounding each wait by ``min(timeout, total_timeout)`` only would
+    wait on until the next chunk, at 3.0 s.
     """
-    gw.enqueue(Reply(content="one two three", chunk_delay=1.0))
-    model = make_model(timeout=5.0, total_timeout=1.3)
+    gw.enqueue(Reply(content="one two three", chunk_delay=1.5))
+    model = make_model(timeout=10.0, total_timeout=2.0)
     error, elapsed = await timed_failure(model, mode)
     assert isinstance(error, HolySheepTotalTimeoutError)
-    assert elapsed < 1.8
+    assert elapsed < 2.7
     assert error.partial_text == "one "
 
 
 @pytest.mark.parametrize("mode", INVOKES)
 async def test_no_retry_wait_runs_past_the_deadline(gw, make_model, mode):
     """The SDK would sleep ``Retry-After`` (2 s), then retry; the call ends now."""
-    gw.enqueue(Fault(status=503, headers={"Retry-After": "2"}, repeat=3))
+    gw.enqueue(Fault(status=503, headers={"Retry-After": "3"}, repeat=3))
     model = make_model(max_retries=2, total_timeout=1.0)
     error, elapsed = await timed_failure(model, mode)
     assert isinstance(error, HolySheepTotalTimeoutError)
-    assert elapsed < 0.9  # given up at once: the wait alone would not fit
+    assert elapsed < 2.0  # given up at once: the wait alone would not fit
     assert len(gw.requests) == 1
 
 
@@ -208,11 +211,11 @@ async def test_chain_total_timeout_ends_the_call_without_falling_over(
     gw, make_chain, mode
 ):
     """Past the deadline the chain stops: trying the next member cannot help."""
-    gw.enqueue(Reply(content="late", delay_before_headers=2.0), model=A)
+    gw.enqueue(Reply(content="late", delay_before_headers=STALL), model=A)
     error, elapsed = await timed_failure(make_chain(total_timeout=0.5), mode)
     assert isinstance(error, HolySheepTotalTimeoutError)
     assert error.total_timeout == 0.5
-    assert elapsed < 1.2
+    assert elapsed < 3.0
     assert chat_models_asked(gw) == [A]
     assert any(A in note for note in error.__notes__)
 
@@ -235,11 +238,11 @@ async def test_chain_total_timeout_keeps_the_committed_members_text(
 
 @pytest.mark.parametrize("mode", INVOKES)
 async def test_chain_does_not_wait_for_a_retry_past_its_deadline(gw, make_chain, mode):
-    gw.enqueue(Fault(status=429, headers={"Retry-After": "1.5"}), model=A)
+    gw.enqueue(Fault(status=429, headers={"Retry-After": "1.8"}), model=A)
     chain = make_chain(models=[A], max_retries=2, total_timeout=1.0)
     error, elapsed = await timed_failure(chain, mode)
     assert isinstance(error, HolySheepTotalTimeoutError)
-    assert elapsed < 0.9
+    assert elapsed < 1.5
     assert chat_models_asked(gw) == [A]
 
 
@@ -255,7 +258,7 @@ async def test_chain_within_its_total_timeout_falls_over_as_usual(gw, make_chain
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_chain_per_call_total_timeout_overrides_its_field(gw, make_chain, mode):
-    gw.set_default(Reply(content="late", delay_before_headers=0.8))
+    gw.set_default(Reply(content="late", delay_before_headers=1.2))
     error, _ = await timed_failure(make_chain(), mode, total_timeout=0.3)
     assert isinstance(error, HolySheepTotalTimeoutError)
     assert error.total_timeout == 0.3
