@@ -40,6 +40,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 if TYPE_CHECKING:
     from collections.abc import Callable, Container, Mapping, Sequence
 
+    from langchain_core.messages import content as types
+
     from langchain_holysheep._profiles import Capabilities
     from langchain_holysheep.errors import HolySheepInputError
 
@@ -50,8 +52,12 @@ __all__ = [
     "completion_to_result",
     "encode_body",
     "input_error",
+    "json_instead_of_events",
     "message_to_dict",
     "messages_to_dicts",
+    "says_nothing",
+    "translate_content",
+    "translate_content_chunk",
     "usage_to_metadata",
 ]
 
@@ -92,6 +98,20 @@ def _response_error(message: str, body: object) -> NoReturn:
     from langchain_holysheep.errors import HolySheepResponseError  # noqa: PLC0415
 
     raise HolySheepResponseError(message, body=body)
+
+
+def _error_payload(data: Mapping[str, Any]) -> NoReturn:
+    """Raise the gateway's error object (sent with a 200) for the error mapper."""
+    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+    error = data.get("error")
+    text = error.get("message") if isinstance(error, dict) else error
+    raise ErrorPayloadError(f"The gateway answered with an error: {text}", body=data)
+
+
+def _is_error_payload(data: Mapping[str, Any]) -> bool:
+    error = data.get("error")
+    return isinstance(error, dict) or (isinstance(error, str) and bool(error))
 
 
 # --------------------------------------------------------------------------- #
@@ -537,18 +557,24 @@ def _choice_to_generation(
     return ChatGeneration(message=ai_message, generation_info=generation_info)
 
 
-def completion_to_result(data: object) -> ChatResult:
+def completion_to_result(data: object, *, allow_empty: bool = False) -> ChatResult:
     """Convert a parsed ``chat.completion`` body to a ``ChatResult``.
 
     Args:
         data: The decoded JSON body (anything: it is validated here).
+        allow_empty: Return an answer that says nothing (see
+            :func:`says_nothing`) instead of raising.
 
     Returns:
         One generation per choice, with usage and response metadata.
 
     Raises:
         HolySheepResponseError: If the body is not a chat completion (an HTML
-            page, plain text, no ``choices``, ...).
+            page, plain text, no ``choices``, ...). A body that is an error
+            object (``{"error": {...}}``) raises the error it stands for once
+            :func:`~langchain_holysheep.errors.translate_errors` maps it.
+        HolySheepEmptyAnswerError: A choice has no text, no tool call and no
+            refusal, unless ``allow_empty``.
     """
     if not isinstance(data, dict):
         snippet = str(data)[:200]
@@ -559,10 +585,19 @@ def completion_to_result(data: object) -> ChatResult:
         )
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
+        if _is_error_payload(data):
+            _error_payload(data)
         _response_error("The gateway returned a chat completion with no choices.", data)
     usage = data.get("usage")
     base_metadata = _response_metadata(data, usage)
     generations = [_choice_to_generation(c, base_metadata, usage) for c in choices]
+    if not allow_empty:
+        for generation in generations:
+            message = generation.message
+            if isinstance(message, AIMessage) and says_nothing(message):
+                raise _empty_answer(
+                    message.response_metadata.get("finish_reason"), message
+                )
     llm_output = {
         "token_usage": usage,
         "model_name": data.get("model"),
@@ -570,6 +605,74 @@ def completion_to_result(data: object) -> ChatResult:
         "id": data.get("id"),
     }
     return ChatResult(generations=generations, llm_output=llm_output)
+
+
+def says_nothing(message: AIMessage) -> bool:
+    """Whether an answer has no text, no tool call and no refusal.
+
+    Whitespace is no text. A ``content_filter`` finish counts as a refusal (the
+    provider withheld the answer; see :func:`translate_content`).
+
+    Args:
+        message: A whole answer.
+
+    Returns:
+        ``True`` for an empty answer.
+    """
+    content = message.content
+    if isinstance(content, str):
+        if content and not content.isspace():
+            return False
+    elif message.text.strip():
+        return False
+    return not (
+        message.tool_calls
+        or message.invalid_tool_calls
+        or message.additional_kwargs.get("refusal")
+        or message.response_metadata.get("finish_reason") == "content_filter"
+    )
+
+
+def _empty_answer(finish_reason: object, response: AIMessage | None) -> Exception:
+    from langchain_holysheep.errors import HolySheepEmptyAnswerError  # noqa: PLC0415
+
+    if finish_reason == "length":
+        why = (
+            "finish_reason 'length': it used up max_tokens before answering, "
+            "perhaps while reasoning; raise max_tokens"
+        )
+    else:
+        why = (
+            f"finish_reason {finish_reason!r}; usually a passing fault upstream: "
+            "retry, or let a fallback chain ask another model"
+        )
+    msg = (
+        f"The model answered with no text, no tool call and no refusal ({why}). "
+        "Set allow_empty_answer=True to get the empty message instead."
+    )
+    return HolySheepEmptyAnswerError(
+        msg, finish_reason=finish_reason, response=response
+    )
+
+
+def json_instead_of_events(data: object) -> NoReturn:
+    """Raise for a streaming request answered with a JSON body, not events.
+
+    Args:
+        data: The decoded body.
+
+    Raises:
+        HolySheepResponseError: Always: an error object is raised as the error
+            it stands for (once mapped); anything else says what came back.
+    """
+    if isinstance(data, dict) and _is_error_payload(data):
+        _error_payload(data)
+    _response_error(
+        "The gateway answered a streaming request with a JSON body instead of an "
+        f"event stream: {str(data)[:200]!r}. Use invoke(), or check that the "
+        "gateway supports streaming.",
+        data,
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -641,6 +744,7 @@ class StreamState:
         "id",
         "logprobs",
         "model_name",
+        "refused",
         "system_fingerprint",
         "text_parts",
         "tool_indexer",
@@ -657,6 +761,7 @@ class StreamState:
         self.logprobs: list[Any] = []
         self.text_parts: list[str] = []
         self.tool_indexer = _ToolCallIndexer()
+        self.refused = False
 
     def partial_text(self) -> str:
         """The content streamed so far (for errors that keep ``partial_text``)."""
@@ -714,6 +819,7 @@ class StreamState:
             fields["additional_kwargs"] = {"reasoning_content": reasoning}
         if refusal and isinstance(refusal, str):
             fields.setdefault("additional_kwargs", {})["refusal"] = refusal
+            self.refused = True
         if raw_calls:
             fields["tool_call_chunks"] = _tool_call_chunks(raw_calls, self.tool_indexer)
         return ChatGenerationChunk(
@@ -729,11 +835,28 @@ class StreamState:
         """Whether the stream reported how it finished (a finish reason)."""
         return self.finish_reason is not None
 
-    def last_chunk(self, request: Any) -> ChatGenerationChunk:
+    @property
+    def said_nothing(self) -> bool:
+        """Whether the stream had no text, no tool call and no refusal.
+
+        As :func:`says_nothing` decides for a whole answer (read at the end, so
+        no chunk pays for it).
+        """
+        return not (
+            any(not part.isspace() for part in self.text_parts)
+            or self.tool_indexer.next
+            or self.refused
+            or self.finish_reason == "content_filter"
+        )
+
+    def last_chunk(
+        self, request: Any, *, allow_empty: bool = False
+    ) -> ChatGenerationChunk:
         """:meth:`finish` a stream the model completed; report one that was cut.
 
         Args:
             request: The stream's HTTP request (the error carries it).
+            allow_empty: Finish a stream that said nothing instead of raising.
 
         Returns:
             The final chunk (see :meth:`finish`).
@@ -741,6 +864,8 @@ class StreamState:
         Raises:
             HolySheepTruncatedStreamError: No ``finish_reason`` arrived; the
                 text received so far is on the error as ``partial_text``.
+            HolySheepEmptyAnswerError: The stream said nothing (see
+                :attr:`said_nothing`), unless ``allow_empty``.
         """
         if not self.complete:
             from langchain_holysheep.errors import (  # noqa: PLC0415
@@ -753,6 +878,8 @@ class StreamState:
                 "in error.partial_text. Retry the request."
             )
             raise HolySheepTruncatedStreamError(msg, request, body=None)
+        if not allow_empty and self.said_nothing:
+            raise _empty_answer(self.finish_reason, None)
         return self.finish()
 
     def finish(self) -> ChatGenerationChunk:
@@ -783,3 +910,126 @@ class StreamState:
             ),
             generation_info=generation_info,
         )
+
+
+# --------------------------------------------------------------------------- #
+# Standard content blocks (``message.content_blocks``, ``output_version="v1"``)
+# --------------------------------------------------------------------------- #
+
+
+def _refusal_blocks(message: BaseMessage) -> list[types.ContentBlock]:
+    refusal = message.additional_kwargs.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        return [{"type": "refusal", "refusal": refusal}]
+    if message.response_metadata.get("finish_reason") == "content_filter":
+        return [
+            {"type": "refusal", "refusal": "", "extras": {"category": "content_filter"}}
+        ]
+    return []
+
+
+def _leading_blocks(message: BaseMessage) -> list[types.ContentBlock]:
+    """The reasoning and text blocks of a message with string content."""
+    if not isinstance(message.content, str):
+        # Content that is already a list of blocks: core's best-effort parsing.
+        raise NotImplementedError
+    blocks: list[types.ContentBlock] = []
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        blocks.append({"type": "reasoning", "reasoning": reasoning})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
+def _call_blocks(
+    calls: Sequence[ToolCall], invalid: Sequence[InvalidToolCall]
+) -> list[types.ContentBlock]:
+    blocks: list[types.ContentBlock] = [
+        {"type": "tool_call", "name": c["name"], "args": c["args"], "id": c.get("id")}
+        for c in calls
+    ]
+    blocks.extend(
+        {
+            "type": "invalid_tool_call",
+            "name": c.get("name"),
+            "args": c.get("args"),
+            "id": c.get("id"),
+            "error": c.get("error"),
+        }
+        for c in invalid
+    )
+    return blocks
+
+
+def translate_content(message: AIMessage) -> list[types.ContentBlock]:
+    """The standard content blocks of an answer from the gateway.
+
+    Registered for the ``holysheep`` provider, so ``message.content_blocks``
+    and ``output_version="v1"`` use it: reasoning, text, tool calls (valid and
+    invalid), then a ``refusal`` block for ``message.refusal`` (or a
+    ``content_filter`` finish, with ``extras.category``), which langchain's
+    ``ModelRefusalMiddleware`` looks for.
+
+    Args:
+        message: An answer whose ``content`` is a string (list content is left
+            to langchain-core's best-effort parsing).
+
+    Returns:
+        The blocks, in that order.
+
+    Raises:
+        NotImplementedError: The content is already a list (core falls back).
+    """
+    blocks = _leading_blocks(message)
+    blocks += _call_blocks(message.tool_calls, message.invalid_tool_calls)
+    return blocks + _refusal_blocks(message)
+
+
+def translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
+    """The standard content blocks of a streamed chunk (see :func:`translate_content`).
+
+    Tool calls are ``tool_call_chunk`` blocks until the chunk is the aggregate
+    of a whole stream (``chunk_position="last"``).
+
+    Args:
+        message: A chunk with string content.
+
+    Returns:
+        The blocks.
+
+    Raises:
+        NotImplementedError: The content is already a list (core falls back).
+    """
+    blocks = _leading_blocks(message)
+    if message.chunk_position == "last":
+        blocks += _call_blocks(message.tool_calls, message.invalid_tool_calls)
+    else:
+        for piece in message.tool_call_chunks:
+            block: types.ToolCallChunk = {
+                "type": "tool_call_chunk",
+                "id": piece.get("id"),
+                "name": piece.get("name"),
+                "args": piece.get("args"),
+            }
+            if (index := piece.get("index")) is not None:
+                block["index"] = index
+            blocks.append(block)
+    return blocks + _refusal_blocks(message)
+
+
+def _register_translator() -> None:
+    """Register the block translator, as langchain-core's own providers do.
+
+    Runs once, when this module is first imported (by the chat model): the
+    registry is already loaded by then, so ``import langchain_holysheep`` stays
+    as cheap as before.
+    """
+    from langchain_core.messages.block_translators import (  # noqa: PLC0415
+        register_translator,
+    )
+
+    register_translator(PROVIDER, translate_content, translate_content_chunk)
+
+
+_register_translator()

@@ -11,6 +11,10 @@ response masks a key the gateway echoed, like any other.
 
 No retries, caching or parsing rules live here: callers decide those. The
 iteration of an opened stream is the caller's too (it keeps the partial text).
+Two things only the sender knows are added here: where the request went, on an
+error object a gateway sent with status 200 (so the mapped error carries it),
+and whether a streaming request was answered with a JSON body instead of
+events (read, then judged by ``_convert.json_instead_of_events``).
 This module imports ``openai`` and the error tree only when a request is made.
 """
 
@@ -18,11 +22,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from langchain_holysheep._convert import encode_body
+from langchain_holysheep._convert import encode_body, json_instead_of_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    import httpx2
     import openai
 
 __all__ = [
@@ -66,7 +71,7 @@ def post_json(
         data = client.post(
             path, content=encode_body(body), cast_to=object, options=options
         )
-        return parse(data)
+        return _parse(parse, data, client, path)
 
 
 async def apost_json(
@@ -83,7 +88,7 @@ async def apost_json(
         data = await client.post(
             path, content=encode_body(body), cast_to=object, options=options
         )
-        return parse(data)
+        return _parse(parse, data, client, path)
 
 
 def get_json(
@@ -143,7 +148,7 @@ def open_sse(
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
     with translate_errors(client.api_key):
-        return client.post(
+        stream = client.post(
             path,
             content=encode_body(body),
             cast_to=object,
@@ -151,6 +156,10 @@ def open_sse(
             stream=True,
             stream_cls=openai.Stream[object],
         )
+        response = stream.response
+        if _is_json(response):
+            _refuse_json(response.read(), response.request)
+        return stream
 
 
 async def aopen_sse(
@@ -165,7 +174,7 @@ async def aopen_sse(
     from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
     with translate_errors(client.api_key):
-        return await client.post(
+        stream = await client.post(
             path,
             content=encode_body(body),
             cast_to=object,
@@ -173,3 +182,51 @@ async def aopen_sse(
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
+        response = stream.response
+        if _is_json(response):
+            _refuse_json(await response.aread(), response.request)
+        return stream
+
+
+def _parse(
+    parse: Callable[[Any], _T],
+    data: object,
+    client: openai.OpenAI | openai.AsyncOpenAI,
+    path: str,
+) -> _T:
+    """``parse(data)``; an error object sent with a 200 learns where it was sent."""
+    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+    try:
+        return parse(data)
+    except ErrorPayloadError as payload:
+        import httpx2  # noqa: PLC0415
+
+        payload.request = httpx2.Request("POST", client.base_url.join(path.lstrip("/")))
+        raise
+
+
+def _is_json(response: httpx2.Response) -> bool:
+    """Whether a streaming request was answered with JSON rather than events."""
+    return "json" in response.headers.get("content-type", "")
+
+
+def _refuse_json(content: bytes, request: httpx2.Request) -> None:
+    """Raise for a JSON answer to a streaming request (an error object, mostly).
+
+    A body that does not decode is left alone: it is read as events (the
+    response keeps what was read), for gateways that label events as JSON.
+    """
+    import json  # noqa: PLC0415
+
+    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return
+    try:
+        json_instead_of_events(data)
+    except ErrorPayloadError as payload:
+        payload.request = request
+        raise

@@ -158,6 +158,11 @@ def _timed_result(data: object) -> tuple[float, ChatResult]:
     return perf_counter(), completion_to_result(data)
 
 
+def _timed_result_allowing_empty(data: object) -> tuple[float, ChatResult]:
+    """:func:`_timed_result` for ``allow_empty_answer=True``."""
+    return perf_counter(), completion_to_result(data, allow_empty=True)
+
+
 def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool:
     """Whether a 400/422 is the gateway refusing ``stream_options``."""
     from langchain_holysheep.errors import (  # noqa: PLC0415
@@ -369,6 +374,10 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     """Check the model id against the gateway's catalog (``GET /v1/models``,
     cached) on first use, and raise ``HolySheepModelNotFoundError`` with close
     suggestions before sending a chat request for an unknown id."""
+    allow_empty_answer: bool = False
+    """Return an answer with no text, no tool call and no refusal (``''``)
+    instead of raising ``HolySheepEmptyAnswerError`` (retryable, so a fallback
+    chain asks the next model), streamed or not."""
 
     _validated_models: set[str] = PrivateAttr(default_factory=set)
 
@@ -424,12 +433,15 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         """Everything that changes the output (used as the cache key)."""
-        return {
+        params = {
             **self._default_params,
             "base_url": self.base_url,
             "extra_body": self.extra_body,
             "stream_usage": self.stream_usage,
         }
+        if self.allow_empty_answer:  # a cached '' must not reach a strict model
+            params["allow_empty_answer"] = True
+        return params
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -633,7 +645,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         start = perf_counter()
         try:
             end, result = post_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
+                client, _CHAT_PATH, body, self._request_options(), self._parse
             )
         except Exception as error:
             self._enrich_not_found(error, config, body["model"])
@@ -656,7 +668,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         start = perf_counter()
         try:
             end, result = await apost_json(
-                client, _CHAT_PATH, body, self._request_options(), _timed_result
+                client, _CHAT_PATH, body, self._request_options(), self._parse
             )
         except Exception as error:
             await self._aenrich_not_found(error, config, body["model"])
@@ -693,7 +705,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            final = state.last_chunk(stream.response.request)
+            final = state.last_chunk(
+                stream.response.request, allow_empty=self.allow_empty_answer
+            )
             _add_call_metadata([final], body["model"], start, first, perf_counter())
             yield final
 
@@ -727,7 +741,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                         if run_manager:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
-                final = state.last_chunk(stream.response.request)
+                final = state.last_chunk(
+                    stream.response.request, allow_empty=self.allow_empty_answer
+                )
                 _add_call_metadata([final], body["model"], start, first, perf_counter())
                 yield final
         finally:
@@ -765,6 +781,13 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         return ChatHolySheepFallback(models=[self, *fallbacks], **options)
 
     # ------------------------------------------------------------ internals
+    @property
+    def _parse(self) -> Callable[[object], tuple[float, ChatResult]]:
+        """How a completion is read (an empty answer raises, unless allowed)."""
+        return (
+            _timed_result_allowing_empty if self.allow_empty_answer else _timed_result
+        )
+
     def _request_body(
         self,
         messages: list[BaseMessage],

@@ -24,6 +24,9 @@ keep working::
         ├── HolySheepTruncatedStreamError   a stream that ended before it finished
         ├── HolySheepResponseError          a body that is not a chat completion
         │   └── HolySheepResponseValidationError  openai.APIResponseValidationError
+        ├── HolySheepEmptyAnswerError       no text, tool call or refusal (retryable)
+        ├── HolySheepStructuredOutputError  not the structured output asked for
+        │   └── HolySheepIncompleteOutputError   cut off (finish_reason "length")
         ├── HolySheepClientError            any other openai.OpenAIError
         ├── HolySheepInputError             refused before sending (a ValueError)
         ├── HolySheepFallbackError          all fallback members failed (ExceptionGroup)
@@ -34,6 +37,14 @@ Mapping happens in exactly one place, :func:`translate_errors`, a context manage
 used around every request and around every stream iteration, sync and async. It
 also removes the API key (and anything shaped like a HolySheep or OpenAI key) from
 the messages and bodies it carries, because gateways echo keys back in errors.
+
+An error object sent with status 200 (``{"error": {"message", "type", "code"}}``
+as a whole body, or as an event of a stream) is classified like the status it
+stands for (:func:`equivalent_status`): a rate-limit code is a
+:class:`HolySheepRateLimitError`, a context-overflow code a
+:class:`HolySheepContextOverflowError`, and so on; an unknown one is a
+:class:`HolySheepServerError` (a whole body) or a :class:`HolySheepStreamError`
+(a stream event). Its ``status_code`` stays 200, what the gateway sent.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ from langchain_core.exceptions import (
     ModelPermissionDeniedError,
     ModelRateLimitError,
     ModelTimeoutError,
+    OutputParserException,
 )
 
 if TYPE_CHECKING:
@@ -72,8 +84,10 @@ __all__ = [
     "HolySheepConflictError",
     "HolySheepConnectionError",
     "HolySheepContextOverflowError",
+    "HolySheepEmptyAnswerError",
     "HolySheepError",
     "HolySheepFallbackError",
+    "HolySheepIncompleteOutputError",
     "HolySheepInputError",
     "HolySheepMissingAPIKeyError",
     "HolySheepModelNotFoundError",
@@ -84,9 +98,11 @@ __all__ = [
     "HolySheepResponseValidationError",
     "HolySheepServerError",
     "HolySheepStreamError",
+    "HolySheepStructuredOutputError",
     "HolySheepTimeoutError",
     "HolySheepTruncatedStreamError",
     "HolySheepUnprocessableEntityError",
+    "equivalent_status",
     "mask_secrets",
     "translate_errors",
 ]
@@ -106,6 +122,32 @@ _KEY_PATTERN: Final = re.compile(r"\b(?:cr|sk)[-_][A-Za-z0-9_\-]{6,}")
 _CONTEXT_OVERFLOW_CODES: Final = frozenset(
     {"context_length_exceeded", "string_above_max_length", "context_window_exceeded"}
 )
+_RATE_LIMITED: Final = 429
+_SERVER_ERRORS: Final = 500
+_HTTP_ERROR_RANGE: Final = (400, 600)
+# Error codes and types a gateway may send with a 200, and the status each means.
+_EQUIVALENT_STATUSES: Final = {
+    **dict.fromkeys(
+        (
+            "rate_limit_exceeded",
+            "rate_limit_error",
+            "rate_limited",
+            "too_many_requests",
+            "insufficient_quota",
+            "quota_exceeded",
+            "resource_exhausted",
+        ),
+        _RATE_LIMITED,
+    ),
+    **dict.fromkeys(_CONTEXT_OVERFLOW_CODES, 400),
+    **dict.fromkeys(("invalid_request_error", "invalid_request", "bad_request"), 400),
+    **dict.fromkeys(
+        ("authentication_error", "invalid_api_key", "missing_api_key", "unauthorized"),
+        401,
+    ),
+    **dict.fromkeys(("permission_error", "permission_denied", "forbidden"), 403),
+    **dict.fromkeys(("model_not_found", "not_found_error", "not_found"), 404),
+}
 _CONTEXT_OVERFLOW_TEXT: Final = re.compile(
     r"context (?:length|window)|maximum context|too many (?:input )?tokens"
     r"|prompt is too long|input is too long|exceeds? the (?:model'?s? )?(?:maximum )?"
@@ -365,6 +407,69 @@ class HolySheepClientError(openai.OpenAIError, HolySheepError):
     """Any other error from the SDK that did not involve an HTTP exchange."""
 
 
+class HolySheepEmptyAnswerError(ModelAPIError, HolySheepError):
+    """The model answered with no text, no tool call and no refusal.
+
+    Never returned as a silent ``''``: it is usually a transient upstream fault,
+    so it is retryable and a fallback chain falls over on it. Set
+    ``allow_empty_answer=True`` on the model to get the empty message instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        finish_reason: object = None,
+        response: AIMessage | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What was received and what to do.
+            finish_reason: The answer's ``finish_reason``.
+            response: The empty answer (non-streamed calls), reasoning included.
+        """
+        super().__init__(message)
+        self.finish_reason = finish_reason
+        self.response = response
+
+
+class HolySheepStructuredOutputError(OutputParserException, HolySheepError):
+    """The answer is not the structured output asked for.
+
+    No tool call of the schema, or text or arguments that are not valid JSON.
+    Also an ``OutputParserException`` (and so a ``ValueError``); ``llm_output``
+    holds what the model sent. ``with_structured_output(include_raw=True)``
+    returns it as ``parsing_error``.
+    """
+
+
+class HolySheepIncompleteOutputError(HolySheepStructuredOutputError):
+    """The structured output was cut off: never parsed into a partial value.
+
+    The answer stopped at ``max_tokens`` (``finish_reason: "length"``) or its
+    JSON ends before it is complete. Raise ``max_tokens``, or ask for less.
+    """
+
+
+class ErrorPayloadError(HolySheepResponseError):
+    """An error object the gateway sent with status 200 (raised while parsing).
+
+    :func:`translate_errors` turns it into the error the object stands for (see
+    :func:`equivalent_status`); the code that sent the request sets
+    ``request`` first. Not part of the public tree: callers never see it.
+    """
+
+    request: httpx2.Request | None = None
+    """Where the request went (set by the sender before the error is mapped)."""
+
+    @property
+    def error(self) -> object:
+        """The body's ``error`` member (the error object itself)."""
+        body = self.body
+        return body.get("error") if isinstance(body, dict) else body
+
+
 class HolySheepFallbackError(HolySheepError, ExceptionGroup[Exception]):
     """Every member of a fallback chain failed.
 
@@ -490,6 +595,15 @@ _OTHER_ERRORS: Final[dict[type[Exception], type[HolySheepError]]] = {
     openai.WebSocketQueueFullError: HolySheepClientError,
     openai.OpenAIError: HolySheepClientError,
 }
+_STATUS_CLASSES: Final[dict[int, type[openai.APIStatusError]]] = {
+    400: openai.BadRequestError,
+    401: openai.AuthenticationError,
+    403: openai.PermissionDeniedError,
+    404: openai.NotFoundError,
+    409: openai.ConflictError,
+    422: openai.UnprocessableEntityError,
+    429: openai.RateLimitError,
+}
 MAPPED_SDK_ERRORS: Final = frozenset({*_STATUS_ERRORS, *_OTHER_ERRORS})
 """Every SDK exception class with an explicit mapping (pinned by a test)."""
 
@@ -535,12 +649,94 @@ def _error_code(error: openai.APIError) -> str | None:
 
 
 def _is_context_overflow(error: openai.APIStatusError) -> bool:
-    if _error_code(error) in _CONTEXT_OVERFLOW_CODES:
-        return True
     text = error.message
     if isinstance(error.body, (dict, str)):
         text += " " + json.dumps(error.body)
-    return bool(_CONTEXT_OVERFLOW_TEXT.search(text))
+    return _overflows(_error_code(error), text)
+
+
+def _overflows(code: str | None, text: str) -> bool:
+    return code in _CONTEXT_OVERFLOW_CODES or bool(_CONTEXT_OVERFLOW_TEXT.search(text))
+
+
+def equivalent_status(error: object) -> int | None:
+    """The HTTP status an error object sent with status 200 stands for.
+
+    Some gateways answer ``200`` with ``{"error": {"message", "type", "code"}}``
+    (as a whole body, or as a stream event) where the API would send a 429 or a
+    5xx; the error is classified as if that status had been sent.
+
+    Args:
+        error: The ``error`` member of the body or event.
+
+    Returns:
+        A 4xx/5xx status the object states (``status``, ``status_code`` or a
+        numeric ``code``), else the status its ``code`` or ``type`` names
+        (rate-limit codes 429, context overflow 400, ``invalid_api_key`` 401,
+        ``model_not_found`` 404, ...), else ``None`` (not known: the caller
+        treats it as a server error).
+    """
+    if not isinstance(error, dict):
+        return None
+    for key in ("status", "status_code", "code"):
+        value = error.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if (
+            isinstance(value, int)
+            and _HTTP_ERROR_RANGE[0] <= value < _HTTP_ERROR_RANGE[1]
+        ):
+            return value
+    for key in ("code", "type"):
+        value = error.get(key)
+        if not isinstance(value, str):
+            continue
+        name = value.lower()
+        if (status := _EQUIVALENT_STATUSES.get(name)) is not None:
+            return status
+        if "rate_limit" in name or "ratelimit" in name:
+            return _RATE_LIMITED
+    return None
+
+
+def _payload_error(
+    status: int,
+    error: object,
+    request: httpx2.Request,
+    secret: str | None,
+    where: str,
+) -> HolySheepError:
+    """The error for an error object sent with a 200, as if ``status`` was sent."""
+    inner = _mask_body(error if isinstance(error, dict) else {"message": error}, secret)
+    if not isinstance(inner, dict):  # pragma: no cover (masking keeps the shape)
+        inner = {"message": str(inner)}
+    text = inner.get("message")
+    details = ", ".join(
+        f"{key}={inner[key]!r}"
+        for key in ("type", "code")
+        if inner.get(key) is not None
+    )
+    message = f"{where}: {text or 'no message'}" + (f" ({details})" if details else "")
+    sdk_class = _STATUS_CLASSES.get(
+        status,
+        openai.InternalServerError
+        if status >= _SERVER_ERRORS
+        else openai.APIStatusError,
+    )
+    target: type[Any] = _STATUS_ERRORS[sdk_class]
+    code = inner.get("code")
+    if issubclass(target, ModelInvalidRequestError) and _overflows(
+        str(code) if code is not None else None, message
+    ):
+        target = HolySheepContextOverflowError
+    response = httpx2.Response(
+        200,
+        headers={"content-type": "application/json"},
+        content=json.dumps({"error": inner}).encode(),
+        request=_masked_request(request),
+    )
+    mapped: HolySheepError = target(message, response=response, body=inner)
+    return mapped
 
 
 def _status_error(error: openai.APIStatusError, secret: str | None) -> HolySheepError:
@@ -595,6 +791,9 @@ def to_holysheep_error(  # noqa: PLR0911  (one return per family reads best)
             message=mask_secrets(error.message, secret),
         )
     if isinstance(error, openai.APIError):
+        if (status := equivalent_status(error.body)) is not None:
+            where = "The gateway reported an error inside the stream"
+            return _payload_error(status, error.body, error.request, secret, where)
         message = f"The gateway reported an error inside the stream: {error.message}"
         return HolySheepStreamError(
             mask_secrets(message, secret),
@@ -628,6 +827,14 @@ def translate_errors(
     """
     try:
         yield
+    except ErrorPayloadError as payload:
+        if payload.request is None:  # pragma: no cover (every sender sets it)
+            raise
+        status = equivalent_status(payload.error) or _SERVER_ERRORS
+        where = "The gateway answered with an error (HTTP 200)"
+        mapped = _payload_error(status, payload.error, payload.request, secret, where)
+        _keep_partial(mapped, partial)
+        raise mapped from None
     except HolySheepError as error:
         # Raised by our own parsing, which quotes what the gateway sent.
         _mask_in_place(error, secret)

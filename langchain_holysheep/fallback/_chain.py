@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -32,6 +34,7 @@ from langchain_holysheep._settings import (
     restore_key,
     without_key,
 )
+from langchain_holysheep._structured import reprompt_messages
 from langchain_holysheep.chat_models import ChatHolySheep
 from langchain_holysheep.fallback._breaker import (
     CircuitBreakerPolicy,
@@ -56,6 +59,7 @@ from langchain_holysheep.fallback._policy import (
     FallbackOn,
     ResponseCheck,
     is_fallback_error,
+    is_parse_error,
 )
 from langchain_holysheep.fallback._walk import Walk
 
@@ -73,7 +77,7 @@ if TYPE_CHECKING:
         SerializedConstructor,
         SerializedNotImplemented,
     )
-    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
@@ -135,6 +139,15 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     response_checks: tuple[ResponseCheck, ...] = ()
     """Checks on non-streamed answers (e.g. :func:`empty_content`,
     :func:`finish_reason_length`); a rejected answer falls over."""
+    fallback_on_parse_error: bool = True
+    """In ``with_structured_output``: an answer that cannot be parsed into the
+    schema (not JSON, no tool call, cut off at ``max_tokens``, values that do
+    not fit) is a failed attempt, recorded like an error, and the next member
+    is asked. ``False`` raises the parse error at once."""
+    reprompt_on_parse_error: bool = False
+    """In ``with_structured_output``: before moving on from an unparsable
+    answer, ask the same member once more, with the parse error added to the
+    conversation (both answers are attempts)."""
     max_retries: int = Field(default=0, ge=0)
     """Extra tries of the same member for a retryable error, before moving on.
     The member's own SDK retries are off."""
@@ -403,13 +416,19 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
 
         Returns:
             A runnable that falls over like the chain (streams are not
-            committed early: the whole answer is parsed).
+            committed early: the whole answer is parsed). An answer that
+            cannot be parsed falls over too (``fallback_on_parse_error``),
+            after one re-prompt with ``reprompt_on_parse_error``; with
+            ``include_raw=True`` and no member parsed, the last answer is
+            returned with the group of every attempt as ``parsing_error``.
         """
         runnables = [
-            m.model.with_structured_output(schema, include_raw=include_raw, **kwargs)  # type: ignore[arg-type]
+            m.model.with_structured_output(schema, include_raw=True, **kwargs)  # type: ignore[arg-type]
             for m in self._members()
         ]
-        return _StructuredFallback(chain=self, runnables=runnables)
+        return _StructuredFallback(
+            chain=self, runnables=runnables, include_raw=include_raw
+        )
 
     # ----------------------------------------------------------- the calls
     def _generate(
@@ -553,12 +572,17 @@ def _annotate(
 
 
 class _StructuredFallback(RunnableSerializable[Any, Any]):
-    """``with_structured_output`` of a chain: each member's own, tried in order."""
+    """``with_structured_output`` of a chain: each member's own, tried in order.
+
+    Every member's runnable returns ``{"raw", "parsed", "parsing_error"}``, so
+    an unparsable answer is seen, not raised: :class:`_Answers` decides.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     chain: ChatHolySheepFallback
     runnables: list[Any]
+    include_raw: bool = False
 
     def invoke(
         self,
@@ -584,15 +608,15 @@ class _StructuredFallback(RunnableSerializable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         walk = self.chain._walk()  # noqa: SLF001
+        answers = _Answers(self, input_)
         for _ in walk:
             runnable = self.runnables[walk.index]
             child = patch_config(config, callbacks=run_manager.get_child())
             with walk.attempt():
-                output = runnable.invoke(input_, child, **kwargs)
-            if walk.answered:
-                walk.succeeded()
-                return output
-        raise walk.exhausted()
+                output = runnable.invoke(answers.input_for(walk), child, **kwargs)
+            if walk.answered and answers.settled(walk, output):
+                return answers.result
+        return answers.exhausted(walk)
 
     async def _ainvoke(
         self,
@@ -602,12 +626,97 @@ class _StructuredFallback(RunnableSerializable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         walk = self.chain._walk()  # noqa: SLF001
+        answers = _Answers(self, input_)
         async for _ in walk:
             runnable = self.runnables[walk.index]
             child = patch_config(config, callbacks=run_manager.get_child())
             with walk.attempt():
-                output = await runnable.ainvoke(input_, child, **kwargs)
-            if walk.answered:
-                walk.succeeded()
-                return output
-        raise walk.exhausted()
+                output = await runnable.ainvoke(
+                    answers.input_for(walk), child, **kwargs
+                )
+            if walk.answered and answers.settled(walk, output):
+                return answers.result
+        return answers.exhausted(walk)
+
+
+@dataclass(slots=True)
+class _Answers:
+    """One structured call's answers: what each member is asked, what is returned."""
+
+    owner: _StructuredFallback
+    input: Any
+    reprompts: dict[int, list[BaseMessage]] = field(default_factory=dict)
+    """The re-prompt conversation per member position (asked once)."""
+    last: dict[str, Any] | None = None
+    """The last unparsable answer (``include_raw`` returns it at the end)."""
+    result: Any = None
+
+    def input_for(self, walk: Walk) -> Any:
+        """The input for the member being tried (its re-prompt, if one is due)."""
+        return self.reprompts.get(walk.index, self.input)
+
+    def settled(self, walk: Walk, output: Any) -> bool:
+        """Whether ``output`` ends the call (then ``result`` holds the value).
+
+        Raises:
+            Exception: A parsing error that does not fall over (a refusal, or
+                any with ``fallback_on_parse_error=False``), unless
+                ``include_raw`` (then it is returned).
+        """
+        parsed, error = _parsed(output)
+        if error is None:
+            member, attempts = walk.current, walk.succeeded()
+            raw = output.get("raw") if isinstance(output, dict) else None
+            if member is not None and isinstance(raw, BaseMessage):
+                raw.response_metadata.setdefault("model_name", member.name)
+                raw.response_metadata["fallback_attempts"] = attempts
+            self.result = output if self.owner.include_raw else parsed
+            return True
+        chain = self.owner.chain
+        if not (chain.fallback_on_parse_error and is_parse_error(error)):
+            walk.note_earlier_attempts(error)
+            if not self.owner.include_raw:
+                raise error
+            self.result = output
+            return True
+        reprompt = chain.reprompt_on_parse_error and walk.index not in self.reprompts
+        if reprompt:
+            messages = chain._convert_input(self.input).to_messages()  # noqa: SLF001
+            self.reprompts[walk.index] = reprompt_messages(messages, error)
+        self.last = output
+        walk.unparsable(error, reprompt=reprompt)
+        return False
+
+    def exhausted(self, walk: Walk) -> Any:
+        """No member answered in the schema: the group of every attempt.
+
+        Raises:
+            HolySheepFallbackError: Unless ``include_raw`` and some member
+                answered (then the last answer is returned with the group as
+                its ``parsing_error``).
+        """
+        group = walk.exhausted()
+        if self.owner.include_raw and self.last is not None:
+            return {**self.last, "parsed": None, "parsing_error": group}
+        raise group
+
+
+def _parsed(output: Any) -> tuple[Any, Exception | None]:
+    """``(parsed, parsing_error)`` of a member's ``include_raw`` output.
+
+    A ``parsed`` of ``None`` with no error (a foreign member's parser that
+    found nothing) is an unparsable answer too: never a silent ``None``.
+    """
+    if not isinstance(output, dict) or "parsing_error" not in output:
+        return output, None
+    parsed, error = output.get("parsed"), output.get("parsing_error")
+    if error is None and parsed is None:
+        from langchain_holysheep.errors import (  # noqa: PLC0415
+            HolySheepStructuredOutputError,
+        )
+
+        error = HolySheepStructuredOutputError(
+            "The model's answer held no structured output (parsed is None).",
+            llm_output=getattr(output.get("raw"), "text", None),
+        )
+    return parsed, error

@@ -205,11 +205,7 @@ class Walk:
                 member.breaker.release()
         settings = self.settings
         if not triggers(error, settings.fallback_on):
-            if self.attempts:
-                error.add_note(
-                    "Fallback chain: earlier attempts failed: "
-                    + "; ".join(_describe(a) for a in self.attempts)
-                )
+            self.note_earlier_attempts(error)
             return False
         self._record(member, error)
         if retryable and self.tries < settings.max_retries:
@@ -252,6 +248,30 @@ class Walk:
             member.breaker.record_success()
         self._record(member, HolySheepResponseRejectedError(reason, message))
         self._advance(f"answer rejected ({reason})")
+
+    def unparsable(self, error: Exception, *, reprompt: bool) -> None:
+        """The answer could not be parsed into the schema: a failed attempt.
+
+        The member did answer, so its breaker counts a success. With
+        ``reprompt`` the same member is asked again (once, the caller decides);
+        otherwise the walk moves on.
+        """
+        member = self._member()
+        if member.breaker is not None:
+            member.breaker.record_success()
+        self._record(member, error)
+        if reprompt:
+            logger.info("Re-prompting model %s with its parse error.", member.name)
+        else:
+            self._advance(f"gave an unparsable answer ({type(error).__name__})")
+
+    def note_earlier_attempts(self, error: BaseException) -> None:
+        """Note the failed attempts on an error that ends the walk."""
+        if self.attempts:
+            error.add_note(
+                "Fallback chain: earlier attempts failed: "
+                + "; ".join(_describe(a) for a in self.attempts)
+            )
 
     def succeeded(self) -> list[dict[str, Any]]:
         """The current member answered (or committed its stream).
@@ -320,7 +340,10 @@ class Walk:
 
 def _message(error: BaseException) -> str:
     text = getattr(error, "message", None)
-    return text if isinstance(text, str) and text else str(error)
+    if not (isinstance(text, str) and text):
+        text = str(error)
+    # langchain-core's parser errors end with a troubleshooting link.
+    return text.split("\nFor troubleshooting, visit:", 1)[0]
 
 
 def _describe(attempt: dict[str, Any]) -> str:

@@ -51,6 +51,10 @@ def test_docs_testing_examples_run(holysheep_env, capsys):
             "HolySheepResponseError\n"
         ),
         "[500, 500, 500, 'recovered']",
+        'cut off: {"city": "Paris", \n',
+        "empty, retryable: True",
+        "[{'type': 'refusal', 'refusal': \"I can't help with that.\"}]",
+        "HolySheepRateLimitError 200",
         "HolySheepServerError",
         "1\n0 0\n",
     ):
