@@ -195,14 +195,17 @@ def _parse(
     path: str,
 ) -> _T:
     """``parse(data)``; an error object sent with a 200 learns where it was sent."""
-    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
-
     try:
         return parse(data)
-    except ErrorPayloadError as payload:
+    except Exception as error:
+        # Imported only on the error path: the hot path pays nothing here.
         import httpx2  # noqa: PLC0415
 
-        payload.request = httpx2.Request("POST", client.base_url.join(path.lstrip("/")))
+        from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+        if isinstance(error, ErrorPayloadError):
+            url = client.base_url.join(path.lstrip("/"))
+            error.request = httpx2.Request("POST", url)
         raise
 
 
