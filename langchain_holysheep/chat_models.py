@@ -331,6 +331,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Every failure is a ``langchain_holysheep.errors.HolySheepError`` (a
         langchain-core ``ModelError``) and, where the SDK could raise it, the
         matching ``openai`` error too. See ``docs/chat.md`` for the table.
+        Nothing passes silently: an answer with no text, no tool call and no
+        refusal raises the retryable ``HolySheepEmptyAnswerError`` (unless
+        ``allow_empty_answer=True``), an error object sent with a 200 raises
+        the error its code stands for, and a refusal is a standard ``refusal``
+        block in ``message.content_blocks``.
 
     All other methods are private or match ``BaseChatModel``.
     """
@@ -611,9 +616,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 ``strict`` with ``json_mode``.
 
         The runnable raises ``langchain_core.exceptions.ModelRefusalError`` when
-        the model refuses, and ``OutputParserException`` when the answer has no
-        tool call or is not valid JSON (never a silent ``None``); with
-        ``include_raw=True`` both go to ``parsing_error``.
+        the model refuses, ``HolySheepIncompleteOutputError`` when the answer
+        was cut off (``finish_reason: "length"``, or JSON that ends early:
+        never a partial value), and ``HolySheepStructuredOutputError`` (an
+        ``OutputParserException``) when it has no tool call or is not valid
+        JSON (never a silent ``None``); with ``include_raw=True`` these go to
+        ``parsing_error``.
         """
         from langchain_holysheep._structured import (  # noqa: PLC0415
             structured_output,
