@@ -15,7 +15,7 @@ from langchain_core.runnables import RunnableBinding
 from pydantic import BaseModel, ValidationError
 
 from langchain_holysheep import ChatHolySheep
-from langchain_holysheep.errors import HolySheepError
+from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.fallback import (
     ChatHolySheepFallback,
     CircuitBreakerPolicy,
@@ -191,15 +191,52 @@ def test_bind_tools_binds_openai_tools_and_checks_every_member():
     assert bound.kwargs["tool_options"] == {"tool_choice": "any"}
 
 
-def test_bind_tools_fails_at_bind_time_when_a_member_cannot_take_the_options():
+def _echo(x: int) -> int:
+    """Echo x."""
+    return x
+
+
+def test_bind_tools_binds_what_only_some_members_can_take():
+    """Regression: parallel_tool_calls on a mistral+gemini chain raised at bind."""
     chain = _chain(models=["mistral-small-2603", "gemini-2.5-flash"])
+    bound = chain.bind_tools([_echo], parallel_tool_calls=False)
+    assert bound.kwargs["tool_options"] == {"parallel_tool_calls": False}
+    strict = _chain(models=["claude-sonnet-4.5", "gpt-4.1"]).bind_tools(
+        [_echo], strict=True
+    )
+    assert strict.kwargs["tool_options"] == {"strict": True}
 
-    def tool(x: int) -> int:
-        """Echo x."""
-        return x
 
-    with pytest.raises(HolySheepError, match="parallel_tool_calls"):
-        chain.bind_tools([tool], parallel_tool_calls=False)
+def test_bind_tools_raises_at_bind_time_when_no_member_can_take_the_options():
+    chain = _chain(models=["gemini-2.5-flash", "deepseek-v3.2"])
+    with pytest.raises(HolySheepInputError, match="No member") as info:
+        chain.bind_tools([_echo], strict=True)
+    message = str(info.value)
+    assert (
+        "gemini-2.5-flash: Model 'gemini-2.5-flash' does not support strict" in message
+    )
+    assert "deepseek-v3.2: Model 'deepseek-v3.2' does not support strict" in message
+
+
+def test_structured_output_raises_when_no_member_can_give_it():
+    chain = _chain(models=["claude-sonnet-4.5", "deepseek-v3.2"])
+    with pytest.raises(HolySheepInputError, match="No member"):
+        chain.with_structured_output(
+            {"title": "T", "type": "object"}, method="json_schema"
+        )
+    chain.with_structured_output(
+        {"title": "T", "type": "object"}, method="json_mode"
+    )  # deepseek has it: claude fails when called
+
+
+def test_members_are_copies_that_adapt_and_the_users_models_are_untouched():
+    primary = ChatHolySheep(model="claude-sonnet-4.5", api_key=KEY, base_url=URL)
+    chain = primary.with_model_fallbacks(["gemini-2.5-flash"])
+    first, second = (m.model for m in chain._members())
+    assert first is not primary
+    assert primary._on_drop is None
+    assert first._on_drop is not None
+    assert second._on_drop is not None
 
 
 def test_bind_tools_names_a_member_without_tool_calling():
