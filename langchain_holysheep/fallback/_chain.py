@@ -15,6 +15,7 @@ chain's ``profile`` is what every member's profile has in common.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import warnings
@@ -617,8 +618,11 @@ def _check_some_member_can(refused: list[str], members: int, what: str) -> None:
 
 
 def _refuse(error: Exception, _input: object) -> NoReturn:
-    """A member's stand-in runnable: its refusal, raised inside the attempt."""
-    raise error
+    """A member's stand-in runnable: its refusal, raised inside the attempt.
+
+    A fresh copy each time, so concurrent calls never share a traceback.
+    """
+    raise copy.copy(error)
 
 
 def _annotate(
