@@ -566,31 +566,50 @@ def _apply_rules(
 ) -> None:
     """Refuse (or, with ``on_drop``, drop) what the model cannot take."""
     model = body["model"]
+    for setting, refusal, reason in _droppable(body, known):
+        if on_drop is None:
+            raise unsupported_error(refusal, model=model, setting=setting)
+        del body[setting]
+        on_drop(model, setting, reason)
+    if known.refused_parts:
+        _refuse_parts(body["messages"], known.refused_parts, model)
+
+
+def _droppable(
+    body: Mapping[str, Any], known: Capabilities
+) -> list[tuple[str, str, str]]:
+    """The settings in ``body`` the model cannot take but can do without.
+
+    Each as ``(setting, refusal for a bare model, reason for a member)``.
+    """
+    model = body["model"]
+    found = []
     if known.one_sampling_parameter and None not in (
         body.get("temperature"),
         body.get("top_p"),
     ):
-        if on_drop is None:
-            raise unsupported_error(
-                f"{model} does not accept temperature and top_p in the same "
-                "request (its API answers 400). Set only one of them.",
-                model=model,
-                setting="top_p",
+        found.append(
+            (
+                "top_p",
+                (
+                    f"{model} does not accept temperature and top_p in the same "
+                    "request (its API answers 400). Set only one of them."
+                ),
+                "it takes temperature or top_p, not both",
             )
-        del body["top_p"]
-        on_drop(model, "top_p", "it takes temperature or top_p, not both")
+        )
     if not known.parallel_tool_calls and body.get("parallel_tool_calls") is not None:
-        if on_drop is None:
-            raise unsupported_error(
-                f"Model {model!r} does not accept parallel_tool_calls; leave it "
-                "unset (tool results can still be handled one by one).",
-                model=model,
-                setting="parallel_tool_calls",
+        found.append(
+            (
+                "parallel_tool_calls",
+                (
+                    f"Model {model!r} does not accept parallel_tool_calls; leave "
+                    "it unset (tool results can still be handled one by one)."
+                ),
+                "its API does not take the parameter",
             )
-        del body["parallel_tool_calls"]
-        on_drop(model, "parallel_tool_calls", "its API does not take the parameter")
-    if known.refused_parts:
-        _refuse_parts(body["messages"], known.refused_parts, model)
+        )
+    return found
 
 
 def _refuse_parts(

@@ -17,7 +17,7 @@ from langchain_holysheep.errors import (
     HolySheepFallbackError,
     HolySheepUnsupportedInputError,
 )
-from langchain_holysheep.fallback import ChatHolySheepFallback, reset_circuit_breakers
+from langchain_holysheep.fallback import ChatHolySheepFallback
 from langchain_holysheep.testing import Fault, Reply, ToolCall
 from tests.modes import INVOKES, MODES, call
 from tests.shared_tools import Person, multiply
@@ -48,13 +48,6 @@ PDF = {
     "filename": "report.pdf",
 }
 CACHED = {"type": "ephemeral"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_breakers():
-    reset_circuit_breakers()
-    yield
-    reset_circuit_breakers()
 
 
 @pytest.fixture
