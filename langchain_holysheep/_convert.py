@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from langchain_core.messages import (
@@ -37,16 +38,22 @@ from langchain_core.messages.ai import (
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from langchain_holysheep._profiles import keeps_cache_control
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Container, Mapping, Sequence
+    from collections.abc import Container, Mapping, Sequence
 
     from langchain_core.messages import content as types
 
     from langchain_holysheep._profiles import Capabilities
-    from langchain_holysheep.errors import HolySheepInputError
+    from langchain_holysheep.errors import (
+        HolySheepInputError,
+        HolySheepUnsupportedInputError,
+    )
 
 __all__ = [
     "PROVIDER",
+    "OnDrop",
     "StreamState",
     "build_request",
     "completion_to_result",
@@ -58,6 +65,7 @@ __all__ = [
     "says_nothing",
     "translate_content",
     "translate_content_chunk",
+    "unsupported_error",
     "usage_to_metadata",
 ]
 
@@ -68,9 +76,9 @@ _REASONING_KEYS: Final = ("reasoning_content", "reasoning")
 _AI_BLOCKS_SENT_ELSEWHERE: Final = frozenset(
     {"tool_call", "tool_call_chunk", "invalid_tool_call", "reasoning", "thinking"}
 )
-_PASSTHROUGH_PART_TYPES: Final = frozenset(
-    {"image_url", "input_audio", "file", "refusal"}
-)
+_PASSTHROUGH_PART_TYPES: Final = frozenset({"image_url", "input_audio", "refusal"})
+_PART_NAMES: Final = {"image_url": "image", "input_audio": "audio", "file": "file"}
+_SHOWN_VALUE: Final = 80  # longer block values (base64 data) are not echoed
 
 
 def input_error(message: str) -> HolySheepInputError:
@@ -88,6 +96,30 @@ def input_error(message: str) -> HolySheepInputError:
     from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
 
     return HolySheepInputError(message)
+
+
+def unsupported_error(
+    message: str, *, model: object, setting: str
+) -> HolySheepUnsupportedInputError:
+    """A ``HolySheepUnsupportedInputError``: ``model`` cannot take ``setting``.
+
+    Like :func:`input_error`, for what one model cannot take but another might
+    (a fallback chain then asks its next member).
+
+    Args:
+        message: What is wrong and how to fix it (names the model).
+        model: The model id.
+        setting: What it cannot take (a parameter name or a content-part type).
+
+    Returns:
+        The error (the caller raises it).
+    """
+    from langchain_holysheep.errors import (  # noqa: PLC0415
+        HolySheepUnsupportedInputError,
+    )
+
+    name = model if isinstance(model, str) else None
+    return HolySheepUnsupportedInputError(message, model=name, setting=setting)
 
 
 def _input_error(message: str) -> NoReturn:
@@ -119,20 +151,85 @@ def _is_error_payload(data: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- #
 
 
-def _text_part(block: Mapping[str, Any]) -> dict[str, Any]:
+def _text_part(block: Mapping[str, Any], *, cache_control: bool) -> dict[str, Any]:
     part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
-    if "cache_control" in block:  # Claude prompt caching through the gateway
+    if cache_control and "cache_control" in block:  # Claude prompt caching
         part["cache_control"] = block["cache_control"]
     return part
 
 
-def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] | None:
-    """Convert one content block; ``None`` means "not sent in ``content``"."""
+def _file_part(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A LangChain ``file`` block (v1 or v0) as the Chat Completions file part."""
+    if block.get("source_type") == "base64" or "base64" in block:
+        data = block.get("data") if "source_type" in block else block.get("base64")
+        mime_type = block.get("mime_type")
+        if not isinstance(data, str) or not isinstance(mime_type, str):
+            _input_error(
+                "A base64 file block needs its data and a mime_type, e.g. "
+                "{'type': 'file', 'base64': '...', 'mime_type': 'application/pdf', "
+                "'filename': 'report.pdf'}."
+            )
+        extras = block.get("extras") or block.get("metadata") or {}
+        filename = block.get("filename") or extras.get("filename")
+        if not isinstance(filename, str) or not filename:
+            _input_error(
+                "A base64 file block needs a filename (the API asks for one with "
+                "file_data): add 'filename': 'report.pdf' to the block."
+            )
+        return {
+            "type": "file",
+            "file": {
+                "file_data": f"data:{mime_type};base64,{data}",
+                "filename": filename,
+            },
+        }
+    file_id = block.get("id") if block.get("source_type") == "id" else None
+    file_id = block.get("file_id", file_id)
+    if isinstance(file_id, str) and file_id:
+        return {"type": "file", "file": {"file_id": file_id}}
+    if "url" in block or block.get("source_type") == "url":
+        _input_error(
+            "Chat Completions cannot fetch a file from a URL: download it and send "
+            "it as base64 (with mime_type and filename), or upload it and pass "
+            "its file_id."
+        )
+    _input_error(
+        "A file block needs base64 data (with mime_type and filename) or a "
+        f"file_id. Block: {_block_summary(block)}"
+    )
+
+
+def _block_summary(block: Mapping[str, Any]) -> str:
+    """The block's keys and short values (base64 data is not echoed in full)."""
+    return repr(
+        {k: v if len(repr(v)) < _SHOWN_VALUE else "..." for k, v in block.items()}
+    )
+
+
+def _content_part(
+    block: str | Mapping[str, Any], role: str, *, cache_control: bool = True
+) -> dict[str, Any] | None:
+    """Convert one content block; ``None`` means "not sent in ``content``".
+
+    ``cache_control=False`` strips prompt-caching hints (for non-Claude models).
+    """
     if isinstance(block, str):
         return {"type": "text", "text": block}
     kind = block.get("type")
     if kind == "text":
-        return _text_part(block)
+        return _text_part(block, cache_control=cache_control)
+    if role == "assistant" and kind in _AI_BLOCKS_SENT_ELSEWHERE:
+        return None
+    part = _media_part(kind, block, role)
+    if not cache_control:
+        part.pop("cache_control", None)
+    elif "cache_control" in block:
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _media_part(kind: object, block: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """A non-text block as its wire part (a fresh dict), or an input error."""
     if kind == "image_url":
         url = block.get("image_url")
         return (
@@ -140,9 +237,13 @@ def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] |
             if isinstance(url, str)
             else dict(block)
         )
-    if kind in _PASSTHROUGH_PART_TYPES:
+    if kind in _PASSTHROUGH_PART_TYPES or (
+        kind == "file" and isinstance(block.get("file"), dict)  # already wire form
+    ):
         return dict(block)
-    if kind in {"image", "file", "audio"}:
+    if kind == "file":
+        return _file_part(block)
+    if kind in {"image", "audio"}:
         from langchain_core.messages.block_translators.openai import (  # noqa: PLC0415
             convert_to_openai_data_block,
         )
@@ -150,19 +251,26 @@ def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] |
         try:
             return convert_to_openai_data_block(dict(block))
         except (KeyError, ValueError) as error:
-            _input_error(f"Cannot send this {kind} block: {error}. Block: {block!r}")
-    if role == "assistant" and kind in _AI_BLOCKS_SENT_ELSEWHERE:
-        return None
+            _input_error(
+                f"Cannot send this {kind} block: {error}. "
+                f"Block: {_block_summary(block)}"
+            )
     _input_error(
         f"Content block type {kind!r} cannot be sent in a {role} message. "
         "Use text, image_url, or LangChain image/file/audio blocks."
     )
 
 
-def _content(content: str | list[str | dict[str, Any]], role: str) -> Any:
+def _content(
+    content: str | list[str | dict[str, Any]], role: str, *, cache_control: bool
+) -> Any:
     if isinstance(content, str):
         return content
-    parts = [p for b in content if (p := _content_part(b, role)) is not None]
+    parts = [
+        p
+        for b in content
+        if (p := _content_part(b, role, cache_control=cache_control)) is not None
+    ]
     if role in {"assistant", "tool", "system"} and all(
         p.get("type") == "text" and "cache_control" not in p for p in parts
     ):
@@ -187,10 +295,12 @@ def _invalid_tool_call_dict(call: InvalidToolCall) -> dict[str, Any]:
     }
 
 
-def _assistant_dict(message: AIMessage, *, echo_reasoning: bool) -> dict[str, Any]:
+def _assistant_dict(
+    message: AIMessage, *, echo_reasoning: bool, cache_control: bool
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "role": "assistant",
-        "content": _content(message.content, "assistant"),
+        "content": _content(message.content, "assistant", cache_control=cache_control),
     }
     calls = [_tool_call_dict(c) for c in message.tool_calls]
     calls += [_invalid_tool_call_dict(c) for c in message.invalid_tool_calls]
@@ -225,7 +335,7 @@ def _reasoning_to_echo(message: AIMessage) -> str | None:
 
 
 def message_to_dict(
-    message: BaseMessage, *, echo_reasoning: bool = False
+    message: BaseMessage, *, echo_reasoning: bool = False, cache_control: bool = True
 ) -> dict[str, Any]:
     """Convert one LangChain message to a Chat Completions message.
 
@@ -233,6 +343,8 @@ def message_to_dict(
         message: The message.
         echo_reasoning: Send an assistant turn's ``reasoning_content`` back (some
             thinking models require it on the next turn; others reject it).
+        cache_control: Keep ``cache_control`` hints on content parts (Claude
+            prompt caching); ``False`` strips them.
 
     Returns:
         The wire-format message.
@@ -241,21 +353,33 @@ def message_to_dict(
         HolySheepInputError: If the message type or a content block cannot be sent.
     """
     result: dict[str, Any]
+    keep = cache_control
     if isinstance(message, HumanMessage):
-        result = {"role": "user", "content": _content(message.content, "user")}
+        result = {
+            "role": "user",
+            "content": _content(message.content, "user", cache_control=keep),
+        }
     elif isinstance(message, AIMessage):
-        result = _assistant_dict(message, echo_reasoning=echo_reasoning)
+        result = _assistant_dict(
+            message, echo_reasoning=echo_reasoning, cache_control=keep
+        )
     elif isinstance(message, SystemMessage):
         role = message.additional_kwargs.get("__openai_role__", "system")
-        result = {"role": role, "content": _content(message.content, "system")}
+        result = {
+            "role": role,
+            "content": _content(message.content, "system", cache_control=keep),
+        }
     elif isinstance(message, ToolMessage):
         result = {
             "role": "tool",
             "tool_call_id": message.tool_call_id,
-            "content": _content(message.content, "tool"),
+            "content": _content(message.content, "tool", cache_control=keep),
         }
     elif isinstance(message, ChatMessage):
-        result = {"role": message.role, "content": _content(message.content, "user")}
+        result = {
+            "role": message.role,
+            "content": _content(message.content, "user", cache_control=keep),
+        }
     elif isinstance(message, FunctionMessage):
         result = {"role": "function", "name": message.name, "content": message.text}
     else:
@@ -313,6 +437,7 @@ def messages_to_dicts(
     *,
     echo_reasoning: bool = False,
     short_tool_call_ids: bool = False,
+    cache_control: bool = True,
 ) -> list[dict[str, Any]]:
     """Convert a conversation, refusing an empty one.
 
@@ -321,6 +446,7 @@ def messages_to_dicts(
         echo_reasoning: See :func:`message_to_dict`.
         short_tool_call_ids: Send tool call ids as :func:`short_tool_call_id`
             makes them (for models that accept 9-character ids only).
+        cache_control: See :func:`message_to_dict`.
 
     Returns:
         The wire-format messages.
@@ -330,7 +456,10 @@ def messages_to_dicts(
     """
     if not messages:
         _input_error("Cannot call the model with an empty list of messages.")
-    wire = [message_to_dict(m, echo_reasoning=echo_reasoning) for m in messages]
+    wire = [
+        message_to_dict(m, echo_reasoning=echo_reasoning, cache_control=cache_control)
+        for m in messages
+    ]
     if short_tool_call_ids:
         _shorten_tool_call_ids(wire)
     return wire
@@ -365,6 +494,10 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return text.encode()
 
 
+OnDrop = Callable[[str, str, str], None]
+"""Told ``(model, setting, reason)`` when a fallback member drops a setting."""
+
+
 def build_request(
     params: Mapping[str, Any],
     call_kwargs: dict[str, Any],
@@ -376,12 +509,22 @@ def build_request(
     extra_body: Mapping[str, Any] | None = None,
     stream_usage: bool = True,
     no_stream_options: Container[str] = (),
+    on_drop: OnDrop | None = None,
 ) -> dict[str, Any]:
     """Build a chat request body and check it against the model's rules.
 
     The body is the model's parameters, then the per-call ones, then the
     conversation, then ``extra_body`` (the model's, then the call's), so a
     per-call value wins and ``extra_body`` has the last word.
+
+    The model's rules (its row in the capability table; an unknown model has
+    none): reasoning is echoed or stripped, tool call ids are shortened,
+    ``cache_control`` hints are kept for Claude only, and what the model cannot
+    take is refused. Two settings can be left out without changing what is
+    asked (``top_p`` next to ``temperature`` for a model that takes one of
+    them, ``parallel_tool_calls`` for a model without it): with ``on_drop``
+    (a fallback chain's member) they are removed and reported to it; without
+    (a bare model) they are refused like the rest.
 
     Args:
         params: The model's own request parameters (``"model"`` included).
@@ -390,9 +533,7 @@ def build_request(
         messages: The conversation.
         capabilities: Looks a model id up in the capability table (see
             :func:`~langchain_holysheep._profiles.get_capabilities`); the
-            body's model (a per-call one wins) decides whether reasoning is
-            echoed, tool call ids are shortened, and ``temperature`` may go
-            with ``top_p``.
+            body's model (a per-call one wins) decides the rules.
         stream: Build a streaming request (``stream`` and, with
             ``stream_usage``, ``stream_options.include_usage``).
         stop: Stop sequences of the call (they replace the model's).
@@ -400,14 +541,19 @@ def build_request(
         stream_usage: The model's default for asking a stream for its usage.
         no_stream_options: Model ids whose gateway rejected ``stream_options``
             (never sent to them again).
+        on_drop: Drop the droppable settings the model cannot take, and call
+            this with ``(model, setting, reason)`` for each (``None``: refuse).
 
     Returns:
         The JSON body, ready for :func:`encode_body`.
 
     Raises:
         HolySheepInputError: Before anything is sent: ``n > 1`` on a stream,
-            both ``temperature`` and ``top_p`` for a model that takes only
-            one, or a message that cannot be sent.
+            or a message that cannot be sent.
+        HolySheepUnsupportedInputError: Before anything is sent, for what the
+            model cannot take: an image, audio or file part it does not
+            accept, or (without ``on_drop``) both ``temperature`` and
+            ``top_p``, or ``parallel_tool_calls``.
     """
     extra = {**(extra_body or {}), **(call_kwargs.pop("extra_body", None) or {})}
     stream_usage = call_kwargs.pop("stream_usage", stream_usage)
@@ -421,24 +567,91 @@ def build_request(
         body["stream"] = True
         if stream_usage and body["model"] not in no_stream_options:
             body["stream_options"] = {"include_usage": True}
-    # The model's own rules; an unknown model has none (sent as asked).
-    known = capabilities(body["model"])
+    model = body["model"]
+    known = capabilities(model)
     body["messages"] = messages_to_dicts(
         messages,
         echo_reasoning=known is not None and known.echo_reasoning,
         short_tool_call_ids=known is not None and known.short_tool_call_ids,
+        cache_control=keeps_cache_control(model, known),
     )
     body.update(extra)
-    if (
-        known is not None
-        and known.one_sampling_parameter
-        and None not in (body.get("temperature"), body.get("top_p"))
-    ):
-        _input_error(
-            f"{body['model']} does not accept temperature and top_p in the same "
-            "request (its API answers 400). Set only one of them."
-        )
+    if known is not None:
+        _apply_rules(body, known, on_drop)
     return body
+
+
+def _apply_rules(
+    body: dict[str, Any], known: Capabilities, on_drop: OnDrop | None
+) -> None:
+    """Refuse (or, with ``on_drop``, drop) what the model cannot take."""
+    model = body["model"]
+    for setting, refusal, reason in _droppable(body, known):
+        if on_drop is None:
+            raise unsupported_error(refusal, model=model, setting=setting)
+        del body[setting]
+        on_drop(model, setting, reason)
+    if known.refused_parts:
+        _refuse_parts(body["messages"], known.refused_parts, model)
+
+
+def _droppable(
+    body: Mapping[str, Any], known: Capabilities
+) -> list[tuple[str, str, str]]:
+    """The settings in ``body`` the model cannot take but can do without.
+
+    Each as ``(setting, refusal for a bare model, reason for a member)``.
+    """
+    model = body["model"]
+    found = []
+    if known.one_sampling_parameter and None not in (
+        body.get("temperature"),
+        body.get("top_p"),
+    ):
+        found.append(
+            (
+                "top_p",
+                (
+                    f"{model} does not accept temperature and top_p in the same "
+                    "request (its API answers 400). Set only one of them."
+                ),
+                "it takes temperature or top_p, not both",
+            )
+        )
+    if not known.parallel_tool_calls and body.get("parallel_tool_calls") is not None:
+        found.append(
+            (
+                "parallel_tool_calls",
+                (
+                    f"Model {model!r} does not accept parallel_tool_calls; leave "
+                    "it unset (tool results can still be handled one by one)."
+                ),
+                "its API does not take the parameter",
+            )
+        )
+    return found
+
+
+def _refuse_parts(
+    wire_messages: list[dict[str, Any]], refused: Container[str], model: str
+) -> None:
+    """Raise on the first content part of a type the model cannot take."""
+    for position, message in enumerate(wire_messages, start=1):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type")
+            if kind in refused:
+                what = _PART_NAMES[kind]
+                raise unsupported_error(
+                    f"Model {model!r} cannot take {what} input (message "
+                    f"{position}, role {message.get('role')!r}, has a {kind!r} "
+                    f"part), so nothing was sent. Remove the {what}, or send it "
+                    f"to a model that takes {what}s (see each model's profile).",
+                    model=model,
+                    setting=kind,
+                )
 
 
 # --------------------------------------------------------------------------- #

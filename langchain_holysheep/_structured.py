@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from langchain_holysheep._convert import input_error
+from langchain_holysheep._convert import input_error, unsupported_error
 from langchain_holysheep._profiles import (
     default_structured_output_method,
     get_capabilities,
@@ -73,9 +73,11 @@ def choose_method(
         and chosen not in capabilities.structured_output_methods
     ):
         supported = sorted(capabilities.structured_output_methods)
-        raise input_error(
+        raise unsupported_error(
             f"Model {model!r} does not support method={chosen!r}; use one of "
-            f"{supported}, or leave method unset to pick the best one."
+            f"{supported}, or leave method unset to pick the best one.",
+            model=model,
+            setting="method",
         )
     if strict is not None and chosen == "json_mode":
         raise input_error("strict cannot be used with method='json_mode'.")

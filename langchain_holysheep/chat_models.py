@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
     from pydantic import BaseModel
 
+    from langchain_holysheep._convert import OnDrop
     from langchain_holysheep.errors import HolySheepError
     from langchain_holysheep.fallback import ChatHolySheepFallback
 
@@ -385,6 +386,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     chain asks the next model), streamed or not."""
 
     _validated_models: set[str] = PrivateAttr(default_factory=set)
+    _on_drop: OnDrop | None = PrivateAttr(default=None)
+    """Set on a fallback chain's copy of a member: settings the model cannot
+    take but can do without are dropped and reported here, not refused."""
 
     # ----------------------------------------------------------- validation
     @model_validator(mode="before")
@@ -574,6 +578,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 strict=strict,
                 parallel_tool_calls=parallel_tool_calls,
                 response_format=response_format,
+                adapt=self._on_drop is not None,
             )
         )
         return self.bind(**kwargs)
@@ -815,6 +820,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             extra_body=self.extra_body,
             stream_usage=self.stream_usage,
             no_stream_options=_STREAM_OPTIONS_REJECTED.get(self.base_url, ()),
+            on_drop=self._on_drop,
         )
 
     def _retry_without_stream_options(

@@ -29,6 +29,7 @@ keep working::
         │   └── HolySheepIncompleteOutputError   cut off (finish_reason "length")
         ├── HolySheepClientError            any other openai.OpenAIError
         ├── HolySheepInputError             refused before sending (a ValueError)
+        │   └── HolySheepUnsupportedInputError  not for this model (.model, .setting)
         ├── HolySheepFallbackError          all fallback members failed (ExceptionGroup)
         ├── HolySheepCircuitOpenError       fallback member skipped: its circuit is open
         └── HolySheepResponseRejectedError  a response check rejected a fallback answer
@@ -102,6 +103,7 @@ __all__ = [
     "HolySheepTimeoutError",
     "HolySheepTruncatedStreamError",
     "HolySheepUnprocessableEntityError",
+    "HolySheepUnsupportedInputError",
     "equivalent_status",
     "mask_secrets",
     "translate_errors",
@@ -267,6 +269,30 @@ class HolySheepError(ModelError):
 
 class HolySheepInputError(ValueError, ModelInvalidRequestError, HolySheepError):
     """The input cannot be sent as it is (caught before any request)."""
+
+
+class HolySheepUnsupportedInputError(HolySheepInputError):
+    """This model cannot take the input, though another model may.
+
+    Raised before sending, from the model's row in the capability table: an
+    image to a text-only model, a strict schema to a model without strict mode,
+    a forced tool choice to a model that cannot be forced. A fallback chain
+    counts it as that member's failed attempt and asks the next member.
+    """
+
+    def __init__(
+        self, message: str, *, model: str | None = None, setting: str | None = None
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What is wrong and how to fix it (names the model).
+            model: The model id that cannot take the input.
+            setting: What it cannot take (``"strict"``, ``"image_url"``...).
+        """
+        super().__init__(message)
+        self.model = model
+        self.setting = setting
 
 
 class HolySheepMissingAPIKeyError(

@@ -19,6 +19,13 @@ succeeds. What makes it fall over, and what does not::
     structured output that cannot be parsed      fall over    once, if
                                                               reprompt_on_parse_error
     member skipped: its circuit is open          fall over    no
+    input the member's model cannot take         fall over    no
+    (HolySheepUnsupportedInputError, not sent)
+
+Each member keeps its own model's rules: a setting it can do without
+(``top_p`` beside ``temperature`` for Claude Sonnet 4.5, ``parallel_tool_calls``
+where the model lacks it) is left out of its request with one warning, and the
+chain's ``profile`` is what every member's profile has in common.
 
 Streams commit on the first chunk that carries output (text, reasoning or a
 tool-call delta): before it the chain may fall over (nothing has been yielded);

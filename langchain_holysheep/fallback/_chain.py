@@ -5,19 +5,27 @@ the four chat-model calls; each call walks the members with one
 :class:`~langchain_holysheep.fallback._walk.Walk`, so only the I/O differs
 between them. :class:`_StructuredFallback` is its ``with_structured_output``:
 every member's own structured-output runnable, walked the same way.
+
+Each member keeps its own model's rules: a ``ChatHolySheep`` member is a copy
+whose requests leave out what the model can do without (with one warning per
+setting), and input the model cannot take at all makes that member a failed
+attempt (``HolySheepUnsupportedInputError``) instead of ending the call. The
+chain's ``profile`` is what every member's profile has in common.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from functools import partial
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.runnables import RunnableSerializable
+from langchain_core.runnables import RunnableLambda, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
@@ -29,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_holysheep._convert import input_error
+from langchain_holysheep._profiles import intersect_profiles, model_profile
 from langchain_holysheep._settings import (
     HolySheepSerializable,
     restore_key,
@@ -36,6 +46,7 @@ from langchain_holysheep._settings import (
 )
 from langchain_holysheep._structured import reprompt_messages
 from langchain_holysheep.chat_models import ChatHolySheep
+from langchain_holysheep.errors import HolySheepUnsupportedInputError
 from langchain_holysheep.fallback._breaker import (
     CircuitBreakerPolicy,
     CircuitSnapshot,
@@ -73,6 +84,7 @@ if TYPE_CHECKING:
         CallbackManagerForLLMRun,
     )
     from langchain_core.language_models import LangSmithParams, LanguageModelInput
+    from langchain_core.language_models.model_profile import ModelProfile
     from langchain_core.load.serializable import (
         SerializedConstructor,
         SerializedNotImplemented,
@@ -335,6 +347,15 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         params["ls_model_type"] = "chat"
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What every member's profile has in common (see ``intersect_profiles``).
+
+        Members given as ids count with their own model's profile.
+        """
+        return intersect_profiles(
+            model_profile(m) if isinstance(m, str) else m.profile for m in self.models
+        )
+
     @property
     def model_names(self) -> list[str]:
         """The members' model ids, in the order they are tried."""
@@ -375,8 +396,11 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools to every member, each through its own ``bind_tools``.
 
-        Each member is checked now (a member that cannot take the tools or the
-        options raises here, not mid-failover).
+        Each member is checked now. A member that cannot take the tools or an
+        option (``strict=True`` on a model without strict schemas, a forced
+        ``tool_choice``) is a failed attempt when called, and the next member is
+        asked; ``parallel_tool_calls`` is left out for members without it (one
+        warning). If no member can take them, this raises now.
 
         Args:
             tools: Tools in any form ``bind_tools`` accepts.
@@ -387,17 +411,25 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         Returns:
             The chain with the tools bound (``kwargs["tools"]`` holds them in
             OpenAI format).
+
+        Raises:
+            HolySheepInputError: No member can take the tools and options.
+            NotImplementedError: A member has no tool calling at all.
         """
         formatted = [convert_to_openai_tool(t) for t in tools]
         options = dict(kwargs)
         if tool_choice is not None:
             options["tool_choice"] = tool_choice
+        refused: list[str] = []
         for member in self._members():
             try:
                 member.model.bind_tools(formatted, **options)
             except NotImplementedError as error:
                 msg = f"Fallback member {member.name!r} does not support tool calling."
                 raise NotImplementedError(msg) from error
+            except HolySheepUnsupportedInputError as error:
+                refused.append(f"{member.name}: {error}")
+        _check_some_member_can(refused, len(self._members()), "these tools and options")
         return self.bind(tools=formatted, **{TOOL_OPTIONS: options})
 
     def with_structured_output(
@@ -420,12 +452,28 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             cannot be parsed falls over too (``fallback_on_parse_error``),
             after one re-prompt with ``reprompt_on_parse_error``; with
             ``include_raw=True`` and no member parsed, the last answer is
-            returned with the group of every attempt as ``parsing_error``.
+            returned with the group of every attempt as ``parsing_error``. A
+            member that cannot give this output (``method="json_schema"`` on a
+            model without it) is a failed attempt when called.
+
+        Raises:
+            HolySheepInputError: No member can give this structured output.
         """
-        runnables = [
-            m.model.with_structured_output(schema, include_raw=True, **kwargs)  # type: ignore[arg-type]
-            for m in self._members()
-        ]
+        runnables: list[Any] = []
+        refused: list[str] = []
+        for member in self._members():
+            try:
+                runnables.append(
+                    member.model.with_structured_output(
+                        schema,  # type: ignore[arg-type]
+                        include_raw=True,
+                        **kwargs,
+                    )
+                )
+            except HolySheepUnsupportedInputError as error:
+                refused.append(f"{member.name}: {error}")
+                runnables.append(RunnableLambda(partial(_refuse, error)))
+        _check_some_member_can(refused, len(runnables), "this structured output")
         return _StructuredFallback(
             chain=self, runnables=runnables, include_raw=include_raw
         )
@@ -440,8 +488,8 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> ChatResult:
         walk = self._walk()
         for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
             with walk.attempt():
+                model, call_kwargs = prepare(member.model, kwargs)
                 result = model._generate_with_cache(messages, stop=stop, **call_kwargs)  # noqa: SLF001
             if walk.answered and walk.accepts(result):
                 return _annotate(result, member, walk.succeeded())
@@ -456,8 +504,8 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> ChatResult:
         walk = self._walk()
         async for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
             with walk.attempt():
+                model, call_kwargs = prepare(member.model, kwargs)
                 result = await model._agenerate_with_cache(  # noqa: SLF001
                     messages, stop=stop, **call_kwargs
                 )
@@ -474,7 +522,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         walk = self._walk()
         for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():  # a member that cannot take the call fails here
+                model, call_kwargs = prepare(member.model, kwargs)
+            if not walk.answered:
+                continue
             chunks = open_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -503,7 +554,10 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         walk = self._walk()
         async for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():  # a member that cannot take the call fails here
+                model, call_kwargs = prepare(member.model, kwargs)
+            if not walk.answered:
+                continue
             chunks = aopen_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -536,15 +590,26 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             return self._built
 
     def _build(self, spec: BaseChatModel | str) -> Member:
+        """One member; a ``ChatHolySheep`` one is a copy that adapts its requests.
+
+        The copy runs with SDK retries off, carries its own model's profile
+        (an id copies the template's settings, not its profile) and leaves out
+        what its model can do without, warning once (``Member.drop_setting``).
+        The user's own models are not changed.
+        """
         model: BaseChatModel
         if isinstance(spec, str):
             if self._template is None:  # pragma: no cover (set by the validator)
                 msg = "no template to build model ids from"
                 raise RuntimeError(msg)
             model = self._template.model_copy(
-                update={"model_name": spec, "max_retries": 0}
+                update={
+                    "model_name": spec,
+                    "max_retries": 0,
+                    "profile": model_profile(spec),
+                }
             )
-        elif isinstance(spec, ChatHolySheep) and spec.max_retries:
+        elif isinstance(spec, ChatHolySheep):
             model = spec.model_copy(update={"max_retries": 0})
         else:
             model = spec
@@ -554,10 +619,29 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             if self.circuit_breaker is not None
             else None
         )
-        return Member(name=name, model=model, breaker=breaker)
+        member = Member(name=name, model=model, breaker=breaker)
+        if isinstance(model, ChatHolySheep):
+            model._on_drop = member.drop_setting  # noqa: SLF001
+        return member
 
     def _walk(self) -> Walk:
         return Walk(settings=self, members=self._members())
+
+
+def _check_some_member_can(refused: list[str], members: int, what: str) -> None:
+    """Raise when every member refused ``what``: no call could ever succeed."""
+    if len(refused) == members:
+        raise input_error(
+            f"No member of the fallback chain can take {what}: " + "; ".join(refused)
+        )
+
+
+def _refuse(error: Exception, _input: object) -> NoReturn:
+    """A member's stand-in runnable: its refusal, raised inside the attempt.
+
+    A fresh copy each time, so concurrent calls never share a traceback.
+    """
+    raise copy.copy(error)
 
 
 def _annotate(

@@ -1,15 +1,17 @@
 """One member of a fallback chain, and how one call to it is made.
 
-A :class:`Member` is a chat model with its display name and breaker. The helpers
-prepare a call's kwargs (tools bound through the member's own ``bind_tools``),
-open its stream (or one whole-answer chunk when it cannot stream), read the
-stream up to the commit point, and name the model that served.
+A :class:`Member` is a chat model with its display name and breaker, and the
+one warning per setting it had to leave out. The helpers prepare a call's kwargs
+(tools bound through the member's own ``bind_tools``), open its stream (or one
+whole-answer chunk when it cannot stream), read the stream up to the commit
+point, and name the model that served.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -55,6 +57,29 @@ class Member:
     """The chat model (a ``ChatHolySheep`` runs with SDK retries off)."""
     breaker: CircuitBreaker | None
     """Its shared breaker, or ``None`` with breakers off."""
+    dropped: set[str] = field(default_factory=set)
+    """The settings it left out of a request so far (each warned about once)."""
+
+    def drop_setting(self, model: str, setting: str, reason: str) -> None:
+        """A setting this member cannot take was left out: warn the first time.
+
+        The member's ``ChatHolySheep`` calls it (its ``_on_drop``) from
+        :func:`~langchain_holysheep._convert.build_request`.
+
+        Args:
+            model: The model id the request named.
+            setting: The request parameter left out.
+            reason: Why the model cannot take it.
+        """
+        if setting in self.dropped:
+            return
+        self.dropped.add(setting)
+        warnings.warn(
+            f"Fallback member {model!r} cannot take {setting} ({reason}): it is "
+            "left out of this member's requests; the other members still get it.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def scope(model: BaseChatModel) -> str:

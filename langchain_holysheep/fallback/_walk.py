@@ -31,6 +31,7 @@ from langchain_holysheep.errors import (
     HolySheepCircuitOpenError,
     HolySheepFallbackError,
     HolySheepResponseRejectedError,
+    HolySheepUnsupportedInputError,
     mask_secrets,
 )
 from langchain_holysheep.fallback._policy import (
@@ -186,12 +187,23 @@ class Walk:
     def failed(self, error: Exception) -> bool:
         """Account for ``error``: count it, and say whether it triggers a fallback.
 
+        Input this member's model cannot take (a
+        ``HolySheepUnsupportedInputError``, raised before anything was sent) is
+        always a failed attempt: the next member may take it, and the model is
+        not unhealthy, so its breaker does not count it.
+
         Returns:
             ``True`` when the walk goes on (a retry of the same member after
             ``delay``, or the next member); ``False`` when ``error`` is to be
             raised (with a note listing the earlier attempts, if any).
         """
         member = self._member()
+        if isinstance(error, HolySheepUnsupportedInputError):
+            if member.breaker is not None:
+                member.breaker.release()
+            self._record(member, error)
+            self._advance(f"cannot take this input ({error.setting})")
+            return True
         retryable = is_retryable(error)
         wait = retry_after(error)
         if member.breaker is not None:

@@ -31,6 +31,7 @@ from langchain_holysheep.testing._replies import (
     Fault,
     Reply,
     StreamScript,
+    content_part_error,
     dumps,
     error_body,
     plan_chat,
@@ -102,6 +103,32 @@ class RecordedRequest:
         """The ``model`` field of the body, if any."""
         model = self.body.get("model") if self.body else None
         return model if isinstance(model, str) else None
+
+    def content_parts(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The content parts of every message of a chat request, in order.
+
+        Args:
+            kind: Only parts of this ``type`` (``"file"``, ``"image_url"``...).
+
+        Returns:
+            The parts as sent (messages whose content is a string have none).
+        """
+        messages = self.body.get("messages") if self.body else None
+        if not isinstance(messages, list):
+            return []
+        parts = [
+            part
+            for message in messages
+            if isinstance(message, dict) and isinstance(message.get("content"), list)
+            for part in message["content"]
+            if isinstance(part, dict)
+        ]
+        return [p for p in parts if kind is None or p.get("type") == kind]
+
+    @property
+    def cache_control_parts(self) -> list[dict[str, Any]]:
+        """The content parts that carry a ``cache_control`` hint, in order."""
+        return [part for part in self.content_parts() if "cache_control" in part]
 
 
 @dataclass(slots=True)
@@ -390,21 +417,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, error_body(
                 "you must provide a model parameter", "invalid_request_error"
             )
-        messages = body.get("messages")
-        if messages is None:
-            return 400, error_body(
-                "Missing required parameter: 'messages'.",
-                "invalid_request_error",
-                "messages",
-                "missing_required_parameter",
-            )
-        if not isinstance(messages, list) or not messages:
-            return 400, error_body(
-                f"{messages!r} is too short - 'messages'",
-                "invalid_request_error",
-                "messages",
-                "empty_array",
-            )
+        if (error := _messages_error(body.get("messages"))) is not None:
+            return 400, error
         if gateway.strict_models and model not in gateway.models:
             return 404, _model_not_found(model)
         if body.get("stream_options") is not None and gateway._rejects(model):  # noqa: SLF001
@@ -451,6 +465,28 @@ class _Handler(BaseHTTPRequestHandler):
         if script.cut_after is not None:
             # No terminating chunk: the client sees an incomplete chunked body.
             self.close_connection = True
+
+
+def _messages_error(messages: object) -> bytes | None:
+    """The 400 body for missing, empty or malformed ``messages``, or ``None``."""
+    if messages is None:
+        return error_body(
+            "Missing required parameter: 'messages'.",
+            "invalid_request_error",
+            "messages",
+            "missing_required_parameter",
+        )
+    if not isinstance(messages, list) or not messages:
+        return error_body(
+            f"{messages!r} is too short - 'messages'",
+            "invalid_request_error",
+            "messages",
+            "empty_array",
+        )
+    if (problem := content_part_error(messages)) is not None:
+        message, param = problem
+        return error_body(message, "invalid_request_error", param, "invalid_value")
+    return None
 
 
 def _model_not_found(model: str) -> bytes:

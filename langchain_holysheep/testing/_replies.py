@@ -22,6 +22,7 @@ __all__ = [
     "Reply",
     "StreamScript",
     "ToolCall",
+    "content_part_error",
     "dumps",
     "error_body",
     "last_user_text",
@@ -309,6 +310,61 @@ def message_text(message: object) -> str:
         ]
         return " ".join(parts)
     return ""
+
+
+_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+
+
+def _part_problem(part: object, role: object) -> str | None:
+    """Why one content part would be refused by the API, or ``None``."""
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        return "each content part must be an object with a 'type'."
+    kind = part["type"]
+    if kind not in _PART_TYPES or (kind == "refusal" and role != "assistant"):
+        allowed = ", ".join(repr(t) for t in _PART_TYPES)
+        return f"Invalid value: {kind!r}. Supported values are: {allowed}."
+    inner = part.get(kind)
+    if kind in {"text", "refusal"}:
+        return None if isinstance(inner, str) else f"a {kind} part needs {kind!r}."
+    if kind == "image_url":
+        ok = isinstance(inner, dict) and isinstance(inner.get("url"), str)
+        return None if ok else "an image_url part needs image_url.url."
+    if kind == "input_audio":
+        ok = isinstance(inner, dict) and all(
+            isinstance(inner.get(k), str) for k in ("data", "format")
+        )
+        return None if ok else "an input_audio part needs input_audio.data and .format."
+    ok = isinstance(inner, dict) and (
+        isinstance(inner.get("file_id"), str)
+        or str(inner.get("file_data", "")).startswith("data:")
+    )
+    return (
+        None
+        if ok
+        else "a file part needs file.file_data (a data: URL) or file.file_id."
+    )
+
+
+def content_part_error(messages: list[Any]) -> tuple[str, str] | None:
+    """Check the content parts of a chat request as the OpenAI API does.
+
+    Args:
+        messages: The request's ``messages``.
+
+    Returns:
+        ``(message, param)`` for the first malformed part (for example a
+        LangChain ``file`` block sent unconverted), or ``None`` if all are valid.
+    """
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            problem = _part_problem(part, message.get("role"))
+            if problem is not None:
+                param = f"messages[{i}].content[{j}]"
+                return f"Invalid content part {param}: {problem}", param
+    return None
 
 
 def last_user_text(messages: list[Any]) -> str:

@@ -56,6 +56,7 @@ def test_docs_testing_examples_run(holysheep_env, capsys):
         "[{'type': 'refusal', 'refusal': \"I can't help with that.\"}]",
         "HolySheepRateLimitError 200",
         "HolySheepServerError",
+        "claude-sonnet-4.5 report.pdf 1\ngpt-4.1 report.pdf 0\n",
         "1\n0 0\n",
     ):
         assert expected in out

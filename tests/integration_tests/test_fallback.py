@@ -641,6 +641,9 @@ def test_docs_fallbacks_examples_run(holysheep_env, capsys):
     assert "served by gemini-2.5-flash" in printed
     assert "mistral-small-2603 503\ngemini-2.5-flash 503" in printed
     assert "['parsed', 'parsing_error', 'raw']" in printed
+    assert "Fallback member 'claude-sonnet-4.5' cannot take top_p (" in printed
+    assert "gpt-4.1\nHolySheepUnsupportedInputError\n" in printed
+    assert "128000\nFalse\nOffline reply to: Say hi.\n" in printed
 
 
 def test_usage_tracker_counts_the_failed_members_of_a_chain(gw):
