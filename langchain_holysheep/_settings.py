@@ -9,22 +9,40 @@ drift apart.
 from __future__ import annotations
 
 import ipaddress
+import os
 import warnings
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_holysheep._client import (
     ClientConfig,
     aclose_async_clients,
     close_sync_client,
 )
+from langchain_holysheep._secrets import (
+    credential_values,
+    mask_headers,
+    mask_query,
+    mask_url,
+    placeholder_slot,
+    restore_credentials,
+    serialize_credentials,
+    serialized_secret_fields,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
     import openai
@@ -85,22 +103,27 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
     Raises:
         ValueError: If the URL cannot be the OpenAI-compatible endpoint.
     """
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    shown = mask_url(value)  # messages never quote a URL's credentials
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:
+        parts, hostname = None, None
+    if parts is None or parts.scheme not in {"http", "https"} or not hostname:
         msg = (
-            f"base_url must be an http(s) URL with a host, got {value!r}. "
+            f"base_url must be an http(s) URL with a host, got {shown!r}. "
             f"Use the gateway's OpenAI-compatible endpoint, {DEFAULT_BASE_URL}."
         )
         raise ValueError(msg)
-    if parts.hostname == "api.holysheep.ai" and not parts.path.rstrip("/"):
+    if hostname == "api.holysheep.ai" and not parts.path.rstrip("/"):
         msg = (
-            f"base_url {value!r} is HolySheep's Anthropic-native endpoint; "
+            f"base_url {shown!r} is HolySheep's Anthropic-native endpoint; "
             f"langchain-holysheep needs the OpenAI-compatible one, {DEFAULT_BASE_URL}."
         )
         raise ValueError(msg)
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(hostname):
         warnings.warn(
-            f"base_url {value!r} is plain http to a non-loopback host: the API "
+            f"base_url {shown!r} is plain http to a non-loopback host: the API "
             "key and your data travel unencrypted. Use https.",
             UserWarning,
             stacklevel=stacklevel,
@@ -121,8 +144,17 @@ class GatewaySettings(BaseModel):
 
     ``ChatHolySheep`` and ``HolySheepEmbeddings`` inherit these fields and the
     plumbing built on them: the pooled-client key, per-request timeouts and
-    retries, error translation with the key masked, and ``close``/``aclose``.
+    retries, error translation with credentials masked, and ``close``/``aclose``.
+
+    Credentials (the key, the URL's userinfo, credential headers and query
+    parameters: the rule is :mod:`langchain_holysheep._secrets`) are masked in
+    ``repr``/``str`` and validation errors never quote an input; a masked
+    placeholder (``***``) is refused as a value. Attribute access and
+    ``model_dump`` give the real values (clients are built from them).
     """
+
+    # A validation error would quote its input, credentials included.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(API_KEY_ENV, default=None)
@@ -150,26 +182,76 @@ class GatewaySettings(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _api_key_none_means_environment(cls, values: Any) -> Any:
-        """``api_key=None`` reads ``HOLYSHEEP_API_KEY``, as a loaded model does.
+    def _none_credentials_mean_environment(cls, values: Any) -> Any:
+        """A ``None`` credential is read from its environment variable.
 
-        ``langchain_core.load.load`` passes ``None`` for a secret it was not given.
+        ``langchain_core.load.load`` passes ``None`` for a secret it was not
+        given: ``api_key`` then reads ``HOLYSHEEP_API_KEY``, a ``base_url`` that
+        held credentials ``HOLYSHEEP_BASE_URL``, and a credential header or
+        query parameter ``HOLYSHEEP_HEADER_<NAME>``/``HOLYSHEEP_QUERY_<NAME>``;
+        a missing one fails, naming the variable.
         """
-        if isinstance(values, dict) and values.get("api_key", "") is None:
-            return {k: v for k, v in values.items() if k != "api_key"}
-        return values
+        if not isinstance(values, dict):
+            return values
+        if values.get("api_key", "") is None:
+            values = {k: v for k, v in values.items() if k != "api_key"}
+        return restore_credentials(values, os.environ, cls.__name__)
 
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         return check_base_url(value)
 
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Self:
+        """A masked placeholder (``***``) is not a credential: refuse it early."""
+        slot = placeholder_slot(
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            base_url=self.base_url,
+            headers=self.default_headers,
+            query=self.default_query,
+        )
+        if slot is not None:
+            msg = (
+                f"{slot} is the masked placeholder '***' that repr(), dumps() and "
+                "logs show, not a credential. Pass the real value (a model "
+                "restored with langchain_core.load needs secrets_map=...)."
+            )
+            raise ValueError(msg)
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr``/``str``, with every credential masked."""
+        for name, value in super().__repr_args__():
+            if name == "base_url" and isinstance(value, str):
+                yield name, mask_url(value)
+            elif name == "default_headers" and isinstance(value, dict):
+                yield name, mask_headers(value)
+            elif name == "default_query" and isinstance(value, dict):
+                yield name, mask_query(value)
+            else:
+                yield name, value
+
+    def _secret_fields(self) -> dict[str, str]:
+        """The connection fields ``dumpd`` stores as secrets (for ``lc_secrets``)."""
+        return serialized_secret_fields(
+            self.base_url, self.default_headers, self.default_query
+        )
+
+    def _serialize_credentials(self, kwargs: dict[str, Any]) -> None:
+        """Put secret references where ``kwargs`` would hold credentials."""
+        serialize_credentials(
+            kwargs, self.base_url, self.default_headers, self.default_query
+        )
+
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without the key: a pickle is a serialization, and may travel.
 
         The unpickled copy reads ``HOLYSHEEP_API_KEY`` (see ``__setstate__``), so
         multiprocessing and Ray workers need that variable set, as they would
-        for a model loaded with ``langchain_core.load``.
+        for a model loaded with ``langchain_core.load``. The URL, headers and
+        query are kept as they are, credentials included: that is how a worker
+        gets them, so treat a pickle as a secret.
         """
         state = super().__getstate__()
         fields = dict(state["__dict__"])
@@ -231,4 +313,15 @@ class GatewaySettings(BaseModel):
         from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
 
         secret = self.api_key.get_secret_value() if self.api_key else None
-        return translate_errors(secret, partial=partial)
+        return translate_errors(
+            secret, partial=partial, credentials=self._credential_values
+        )
+
+    def _credential_values(self) -> tuple[str, ...]:
+        """Every credential of these settings (``_secrets.credential_values``)."""
+        return credential_values(
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            base_url=self.base_url,
+            headers=self.default_headers or {},
+            query=self.default_query or {},
+        )

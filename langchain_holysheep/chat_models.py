@@ -31,6 +31,7 @@ from langchain_holysheep._convert import (
 )
 from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
 from langchain_holysheep._profiles import get_capabilities
+from langchain_holysheep._secrets import mask_url
 from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from langchain_core.language_models import LangSmithParams
     from langchain_core.language_models.base import LanguageModelInput
     from langchain_core.language_models.model_profile import ModelProfile
+    from langchain_core.load.serializable import (
+        SerializedConstructor,
+        SerializedNotImplemented,
+    )
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable
@@ -404,13 +409,33 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
     # ------------------------------------------------- serialization overrides
     @property
     def lc_secrets(self) -> dict[str, str]:
-        """Where ``dumpd`` finds the key: an environment variable, never a value."""
-        return {"api_key": "HOLYSHEEP_API_KEY"}
+        """Where ``dumpd`` finds credentials: environment variables, never values.
+
+        The key is ``HOLYSHEEP_API_KEY``; a ``base_url`` with userinfo is
+        ``HOLYSHEEP_BASE_URL``; credential headers and query parameters are
+        ``HOLYSHEEP_HEADER_<NAME>`` / ``HOLYSHEEP_QUERY_<NAME>`` (see
+        :meth:`to_json`).
+        """
+        return {"api_key": "HOLYSHEEP_API_KEY", **self._secret_fields()}
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """ChatHolySheep can be serialized with ``dumpd``/``dumps``."""
         return True
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """Serialize with every credential as a reference to an environment variable.
+
+        ``load``/``loads`` restore each from ``secrets_map`` (or the
+        environment), else construction fails naming the missing variable.
+
+        Returns:
+            The constructor form.
+        """
+        data = super().to_json()
+        if data["type"] == "constructor":
+            self._serialize_credentials(data["kwargs"])
+        return data
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
@@ -435,10 +460,14 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        """Everything that changes the output (used as the cache key)."""
+        """Everything that changes the output (used as the cache key).
+
+        Callbacks and traces receive these as invocation params, so the URL's
+        credentials are masked.
+        """
         return {
             **self._default_params,
-            "base_url": self.base_url,
+            "base_url": mask_url(self.base_url),
             "extra_body": self.extra_body,
             "stream_usage": self.stream_usage,
         }
