@@ -46,6 +46,7 @@ __all__ = [
     "is_credential_param",
     "mask_headers",
     "mask_query",
+    "mask_settings",
     "mask_text",
     "mask_url",
     "placeholder_slot",
@@ -167,6 +168,28 @@ def mask_url(url: str) -> str:
     if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def mask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of connection settings (model kwargs) with credentials masked.
+
+    Args:
+        settings: Keyword arguments such as ``base_url``, ``default_headers``
+            and ``default_query`` among others (an ``api_key`` is masked whole).
+
+    Returns:
+        The same keys; credentials in those values read ``***``.
+    """
+    masked = dict(settings)
+    if isinstance(url := masked.get("base_url"), str):
+        masked["base_url"] = mask_url(url)
+    if isinstance(headers := masked.get("default_headers"), Mapping):
+        masked["default_headers"] = mask_headers(headers)
+    if isinstance(query := masked.get("default_query"), Mapping):
+        masked["default_query"] = mask_query(query)
+    if isinstance(masked.get("api_key"), str):
+        masked["api_key"] = MASK
+    return masked
 
 
 def url_has_credentials(url: str) -> bool:

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import warnings
 from functools import lru_cache
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
@@ -42,19 +43,26 @@ from langchain_holysheep._secrets import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from contextlib import AbstractContextManager
 
     import openai
+    from langchain_core.load.serializable import (
+        SerializedConstructor,
+        SerializedNotImplemented,
+    )
 
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "GatewaySettings",
+    "HolySheepSerializable",
     "check_base_url",
     "is_loopback",
+    "restore_key",
     "sdk_timeout",
+    "without_key",
 ]
 
 DEFAULT_BASE_URL: Final = "https://api.holysheep.ai/v1"
@@ -137,6 +145,89 @@ def sdk_timeout(read: float, connect: float) -> openai.Timeout:
     import openai  # noqa: PLC0415  (already loaded by the client)
 
     return openai.Timeout(read, connect=connect)
+
+
+def without_key(state: dict[Any, Any]) -> dict[Any, Any]:
+    """A pydantic pickle state with ``api_key`` emptied: a pickle may travel.
+
+    Args:
+        state: What ``BaseModel.__getstate__`` returned.
+
+    Returns:
+        The same state with the key field set to ``None``.
+    """
+    fields = dict(state["__dict__"])
+    fields["api_key"] = None
+    return {**state, "__dict__": fields}
+
+
+def restore_key(model: BaseModel) -> None:
+    """Give an unpickled model the key from ``HOLYSHEEP_API_KEY`` (or none).
+
+    Args:
+        model: The model ``__setstate__`` just restored.
+    """
+    object.__setattr__(model, "api_key", secret_from_env(API_KEY_ENV, default=None)())
+
+
+class HolySheepSerializable:
+    """The LangChain serialization answers HolySheep's chat models share.
+
+    ``dumpd`` names the key by its environment variable, never its value, and
+    the namespace is the public module the class is imported from: its
+    ``__module__`` up to the first private part, so a class defined in
+    ``langchain_holysheep.fallback._chain`` loads from
+    ``langchain_holysheep.fallback``. List it before ``BaseChatModel``.
+
+    The other credentials are references too: a ``base_url`` with userinfo to
+    ``HOLYSHEEP_BASE_URL``, each credential header and query parameter to
+    ``HOLYSHEEP_HEADER_<NAME>`` / ``HOLYSHEEP_QUERY_<NAME>`` (the rule and the
+    names: :mod:`langchain_holysheep._secrets`). ``load``/``loads`` restore them
+    from ``secrets_map`` (or the environment); a missing one fails, named.
+    """
+
+    def _connection_fields(
+        self,
+    ) -> tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """``(base_url, default_headers, default_query)`` as serialized kwargs."""
+        return (
+            getattr(self, "base_url", None),
+            getattr(self, "default_headers", None),
+            getattr(self, "default_query", None),
+        )
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where ``dumpd`` finds credentials: environment variables, never values."""
+        return {
+            "api_key": API_KEY_ENV,
+            **serialized_secret_fields(*self._connection_fields()),
+        }
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """Serialize, each credential a reference to an environment variable.
+
+        Returns:
+            The constructor form (``BaseChatModel``'s), with secret references
+            where the URL, headers and query hold credentials.
+        """
+        data: SerializedConstructor | SerializedNotImplemented
+        # The class after this mixin in the MRO is BaseChatModel (Serializable).
+        data = super().to_json()  # type: ignore[misc]
+        if data["type"] == "constructor":
+            serialize_credentials(data["kwargs"], *self._connection_fields())
+        return data
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """The model can be serialized with ``dumpd``/``dumps``."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """Return the public module, e.g. ``["langchain_holysheep", "fallback"]``."""
+        parts = cls.__module__.split(".")
+        return list(takewhile(lambda part: not part.startswith("_"), parts))
 
 
 class GatewaySettings(BaseModel):
@@ -232,18 +323,6 @@ class GatewaySettings(BaseModel):
             else:
                 yield name, value
 
-    def _secret_fields(self) -> dict[str, str]:
-        """The connection fields ``dumpd`` stores as secrets (for ``lc_secrets``)."""
-        return serialized_secret_fields(
-            self.base_url, self.default_headers, self.default_query
-        )
-
-    def _serialize_credentials(self, kwargs: dict[str, Any]) -> None:
-        """Put secret references where ``kwargs`` would hold credentials."""
-        serialize_credentials(
-            kwargs, self.base_url, self.default_headers, self.default_query
-        )
-
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without the key: a pickle is a serialization, and may travel.
 
@@ -253,16 +332,12 @@ class GatewaySettings(BaseModel):
         query are kept as they are, credentials included: that is how a worker
         gets them, so treat a pickle as a secret.
         """
-        state = super().__getstate__()
-        fields = dict(state["__dict__"])
-        fields["api_key"] = None
-        return {**state, "__dict__": fields}
+        return without_key(super().__getstate__())
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         """Restore a pickled model, taking the key from ``HOLYSHEEP_API_KEY``."""
         super().__setstate__(state)
-        key = secret_from_env(API_KEY_ENV, default=None)()
-        object.__setattr__(self, "api_key", key)
+        restore_key(self)
 
     def close(self) -> None:
         """Close the shared sync connection pool these settings use.

@@ -32,7 +32,11 @@ from langchain_holysheep._convert import (
 from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
 from langchain_holysheep._profiles import get_capabilities
 from langchain_holysheep._secrets import mask_url
-from langchain_holysheep._settings import DEFAULT_BASE_URL, GatewaySettings
+from langchain_holysheep._settings import (
+    DEFAULT_BASE_URL,
+    GatewaySettings,
+    HolySheepSerializable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -44,10 +48,6 @@ if TYPE_CHECKING:
     from langchain_core.language_models import LangSmithParams
     from langchain_core.language_models.base import LanguageModelInput
     from langchain_core.language_models.model_profile import ModelProfile
-    from langchain_core.load.serializable import (
-        SerializedConstructor,
-        SerializedNotImplemented,
-    )
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable
@@ -173,7 +173,7 @@ def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool
     return error.param == "stream_options" or "stream_options" in error.message
 
 
-class ChatHolySheep(BaseChatModel, GatewaySettings):
+class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     r"""Chat model for the HolySheep AI gateway (OpenAI-compatible).
 
     One key serves Mistral Small 2603, GPT-4.1, Claude Sonnet 4.5, Gemini 2.5
@@ -405,42 +405,6 @@ class ChatHolySheep(BaseChatModel, GatewaySettings):
             msg = "n > 1 cannot be combined with streaming=True; set one or the other."
             raise ValueError(msg)
         return self
-
-    # ------------------------------------------------- serialization overrides
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """Where ``dumpd`` finds credentials: environment variables, never values.
-
-        The key is ``HOLYSHEEP_API_KEY``; a ``base_url`` with userinfo is
-        ``HOLYSHEEP_BASE_URL``; credential headers and query parameters are
-        ``HOLYSHEEP_HEADER_<NAME>`` / ``HOLYSHEEP_QUERY_<NAME>`` (see
-        :meth:`to_json`).
-        """
-        return {"api_key": "HOLYSHEEP_API_KEY", **self._secret_fields()}
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """ChatHolySheep can be serialized with ``dumpd``/``dumps``."""
-        return True
-
-    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
-        """Serialize with every credential as a reference to an environment variable.
-
-        ``load``/``loads`` restore each from ``secrets_map`` (or the
-        environment), else construction fails naming the missing variable.
-
-        Returns:
-            The constructor form.
-        """
-        data = super().to_json()
-        if data["type"] == "constructor":
-            self._serialize_credentials(data["kwargs"])
-        return data
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Return ``["langchain_holysheep", "chat_models"]``."""
-        return ["langchain_holysheep", "chat_models"]
 
     # ------------------------------------------------ BaseChatModel overrides
     @property

@@ -24,7 +24,11 @@ keep working::
         ├── HolySheepTruncatedStreamError   a stream that ended before it finished
         ├── HolySheepResponseError          a body that is not a chat completion
         │   └── HolySheepResponseValidationError  openai.APIResponseValidationError
-        └── HolySheepClientError            any other openai.OpenAIError
+        ├── HolySheepClientError            any other openai.OpenAIError
+        ├── HolySheepInputError             refused before sending (a ValueError)
+        ├── HolySheepFallbackError          all fallback members failed (ExceptionGroup)
+        ├── HolySheepCircuitOpenError       fallback member skipped: its circuit is open
+        └── HolySheepResponseRejectedError  a response check rejected a fallback answer
 
 Mapping happens in exactly one place, :func:`translate_errors`, a context manager
 used around every request and around every stream iteration, sync and async. It
@@ -46,7 +50,7 @@ import re
 import socket
 import ssl
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 import httpx2
 import openai
@@ -71,23 +75,28 @@ from langchain_holysheep._secrets import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from langchain_core.messages import AIMessage
 
 __all__ = [
     "HolySheepAPIStatusError",
     "HolySheepAuthenticationError",
     "HolySheepBadRequestError",
+    "HolySheepCircuitOpenError",
     "HolySheepClientError",
     "HolySheepConflictError",
     "HolySheepConnectionError",
     "HolySheepContextOverflowError",
     "HolySheepError",
+    "HolySheepFallbackError",
     "HolySheepInputError",
     "HolySheepMissingAPIKeyError",
     "HolySheepModelNotFoundError",
     "HolySheepPermissionDeniedError",
     "HolySheepRateLimitError",
     "HolySheepResponseError",
+    "HolySheepResponseRejectedError",
     "HolySheepResponseValidationError",
     "HolySheepServerError",
     "HolySheepStreamError",
@@ -393,6 +402,104 @@ class HolySheepResponseValidationError(
 
 class HolySheepClientError(openai.OpenAIError, HolySheepError):
     """Any other error from the SDK that did not involve an HTTP exchange."""
+
+
+class HolySheepFallbackError(HolySheepError, ExceptionGroup[Exception]):
+    """Every member of a fallback chain failed.
+
+    Also an ``ExceptionGroup``: ``exceptions`` holds each attempt's error in the
+    order the attempts were made (``except*`` works), and ``attempts`` the same
+    attempts as the dicts found in ``response_metadata["fallback_attempts"]``.
+    It is retryable when every attempt was.
+    """
+
+    attempts: list[dict[str, Any]]
+
+    def __new__(
+        cls,
+        message: str,
+        exceptions: Sequence[Exception],
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> Self:
+        """Create the group (``attempts`` defaults to none recorded)."""
+        self = super().__new__(cls, message, exceptions)
+        self.attempts = list(attempts or [])
+        return self
+
+    def __init__(
+        self,
+        message: str,
+        exceptions: Sequence[Exception],
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Initialise the group.
+
+        Args:
+            message: Which models were tried and why each failed.
+            exceptions: The errors, in attempt order.
+            attempts: The attempts as metadata dicts.
+        """
+        super().__init__(message, exceptions)
+        self.attempts = list(attempts or [])
+
+    @property
+    def is_retryable(self) -> bool:  # type: ignore[override]
+        """Whether every attempt failed in a way that may pass later."""
+        # The rule lives with the fallback policy, which imports this module.
+        from langchain_holysheep.fallback._policy import is_retryable  # noqa: PLC0415
+
+        return all(is_retryable(e) for e in self.exceptions)
+
+    def derive(  # type: ignore[override]
+        self, excs: Sequence[Exception]
+    ) -> HolySheepFallbackError:
+        """Keep the type through ``split``/``subgroup``/``except*``."""
+        return HolySheepFallbackError(self.message, excs, self.attempts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the message, the errors and the attempts."""
+        return (type(self), (self.message, list(self.exceptions), self.attempts))
+
+
+class HolySheepCircuitOpenError(HolySheepError):
+    """A member was skipped without a request: its circuit breaker is open."""
+
+    is_retryable = True
+
+    def __init__(self, model: str, retry_in: float) -> None:
+        """Create the error.
+
+        Args:
+            model: The skipped member.
+            retry_in: Seconds until a trial request will be let through (0 while
+                another caller's trial is in flight).
+        """
+        self.model = model
+        self.retry_in = retry_in
+        when = (
+            "a trial request is in flight"
+            if retry_in <= 0
+            else f"next trial in {retry_in:.1f} s"
+        )
+        super().__init__(
+            f"skipped: circuit open after repeated failures ({when}); "
+            "see circuit_breaker_states()"
+        )
+
+
+class HolySheepResponseRejectedError(HolySheepError):
+    """A response check rejected a member's answer (``response_checks``)."""
+
+    def __init__(self, reason: str, response: AIMessage) -> None:
+        """Create the error.
+
+        Args:
+            reason: What the check said.
+            response: The rejected answer.
+        """
+        self.reason = reason
+        self.response = response
+        super().__init__(f"response rejected: {reason}")
 
 
 # The SDK class -> our class table. Looked up along the raised error's MRO, so a

@@ -41,12 +41,11 @@ from langchain_holysheep.fallback import (
     reset_circuit_breakers,
 )
 from langchain_holysheep.testing import Fault, Reply, ToolCall
+from tests.modes import MODES, STREAMS, call, collect
 from tests.shared_tools import Person, add, multiply
 
 KEY = "cr_fallback_integration_key_42"
 A, B, C = "mistral-small-2603", "gemini-2.5-flash", "deepseek-v3.2"
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-STREAMS = ["stream", "astream"]
 
 
 @pytest.fixture(autouse=True)
@@ -64,30 +63,6 @@ def make_chain(gw):
         return ChatHolySheepFallback(models=list(models or (A, B, C)), **kwargs)
 
     return make
-
-
-async def call(chain, mode, text="hello"):
-    """Run the chain one way; streams are aggregated into one message."""
-    if mode == "invoke":
-        return chain.invoke(text)
-    if mode == "ainvoke":
-        return await chain.ainvoke(text)
-    if mode == "stream":
-        chunks = list(chain.stream(text))
-    else:
-        chunks = [c async for c in chain.astream(text)]
-    assert all(isinstance(c, AIMessageChunk) for c in chunks)
-    return sum(chunks[1:], chunks[0])
-
-
-async def collect(chain, mode, received):
-    """Stream into ``received`` chunk by chunk (kept if the stream raises)."""
-    if mode == "stream":
-        for chunk in chain.stream("hi"):
-            received.append(chunk)
-    else:
-        async for chunk in chain.astream("hi"):
-            received.append(chunk)
 
 
 def models_asked(gw):
@@ -497,17 +472,14 @@ async def test_breaker_counts_every_failure_under_concurrent_async_calls(
 
 
 # ---------------------------------------------------------- batch & logging
-def test_batch_falls_over_for_each_input(gw, make_chain):
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_batch_falls_over_for_each_input(gw, make_chain, use_async):
     gw.set_default(Fault(status=503), model=A)
-    answers = make_chain(circuit_breaker=None).batch(["a", "b", "c"])
+    chain = make_chain(circuit_breaker=None)
+    inputs = ["a", "b", "c"]
+    answers = await chain.abatch(inputs) if use_async else chain.batch(inputs)
     assert [a.content for a in answers] == [f"Offline reply to: {t}" for t in "abc"]
-    assert {a.response_metadata["model_name"] for a in answers} == {B}
-
-
-async def test_abatch_falls_over_for_each_input(gw, make_chain):
-    gw.set_default(Fault(status=503), model=A)
-    answers = await make_chain(circuit_breaker=None).abatch(["a", "b"])
-    assert [a.response_metadata["model_name"] for a in answers] == [B, B]
+    assert [a.response_metadata["model_name"] for a in answers] == [B, B, B]
 
 
 def test_each_fallback_logs_one_warning_without_the_key(gw, make_chain, caplog):

@@ -1,5 +1,8 @@
 """The fault matrix: one test per fault, each pinning the documented outcome.
 
+A fault that both the sync and the async API can meet runs in each mode
+(``tests.modes``): the outcome must not depend on the entry point.
+
 Real HTTP against the offline gateway on 127.0.0.1; attempts are counted from the
 gateway's request log. Stalls use short timeouts, so nothing can hang the suite:
 the only clock checks are generous "did not hang" ceilings, never exact timings.
@@ -31,6 +34,7 @@ from langchain_holysheep.errors import (
     HolySheepTruncatedStreamError,
 )
 from langchain_holysheep.testing import Fault, OfflineGateway, Reply
+from tests.modes import INVOKES, MODES, STREAMS, call, collect
 
 KEY = "cr_fault_matrix_key_0123456789"
 NO_HANG = 30.0  # seconds: a ceiling that only a hang would break
@@ -59,15 +63,10 @@ def free_port() -> int:
 # --------------------------------------------------------------- 429 rate limit
 
 
-def test_429_with_retry_after_1_is_retried_and_answers(gw, make):
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_429_with_retry_after_1_is_retried_and_answers(gw, make, mode):
     gw.enqueue(Fault(status=429, headers={"Retry-After": "1"}), Reply(content="ok"))
-    assert make().invoke("hi").content == "ok"
-    assert chat_attempts(gw) == 2
-
-
-async def test_429_with_retry_after_1_is_retried_and_answers_async(gw, make):
-    gw.enqueue(Fault(status=429, headers={"Retry-After": "1"}), Reply(content="ok"))
-    assert (await make().ainvoke("hi")).content == "ok"
+    assert (await call(make(), mode, "hi")).content == "ok"
     assert chat_attempts(gw) == 2
 
 
@@ -105,20 +104,17 @@ def test_5xx_then_success_is_retried_and_answers(gw, make, fault):
     assert chat_attempts(gw) == 2
 
 
-def test_500_forever_raises_server_error_after_max_retries(gw, make):
+@pytest.mark.parametrize("mode", INVOKES)
+@pytest.mark.parametrize("retries", [1, 2])
+async def test_500_forever_raises_server_error_after_max_retries(
+    gw, make, mode, retries
+):
     gw.set_default(Fault(status=500))
     with pytest.raises(HolySheepServerError) as caught:
-        make(max_retries=2).invoke("hi")
+        await call(make(max_retries=retries), mode, "hi")
     assert caught.value.status_code == 500
     assert caught.value.is_retryable
-    assert chat_attempts(gw) == 3  # one try + two retries
-
-
-async def test_500_forever_raises_server_error_after_max_retries_async(gw, make):
-    gw.set_default(Fault(status=500))
-    with pytest.raises(HolySheepServerError):
-        await make(max_retries=1).ainvoke("hi")
-    assert chat_attempts(gw) == 2
+    assert chat_attempts(gw) == 1 + retries  # one try + the retries
 
 
 def test_502_html_forever_keeps_status_and_does_not_parse_html(gw, make):
@@ -199,21 +195,16 @@ def test_400_context_length_exceeded_is_detected_by_code_and_not_retried(gw, mak
 # ----------------------------------------------------------------- timeouts
 
 
-def test_no_response_headers_within_the_timeout_raises_timeout(gw, make):
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_no_response_headers_within_the_timeout_raises_timeout(gw, make, mode):
     gw.enqueue(Reply(content="too late", delay_before_headers=3.0))
     start = time.monotonic()
     with pytest.raises(HolySheepTimeoutError) as caught:
-        make(timeout=0.5, max_retries=0).invoke("hi")
+        await call(make(timeout=0.5, max_retries=0), mode, "hi")
     assert time.monotonic() - start < NO_HANG
     assert isinstance(caught.value, HolySheepConnectionError)
     assert caught.value.is_retryable
     assert chat_attempts(gw) == 1
-
-
-async def test_no_response_headers_within_the_timeout_raises_timeout_async(gw, make):
-    gw.enqueue(Reply(content="too late", delay_before_headers=3.0))
-    with pytest.raises(HolySheepTimeoutError):
-        await make(timeout=0.5, max_retries=0).ainvoke("hi")
 
 
 def test_stream_stalled_before_first_chunk_raises_timeout(gw, make):
@@ -263,8 +254,9 @@ def stalling_server():
     server.server_close()
 
 
-def test_stall_between_stream_chunks_raises_timeout_keeping_partial_text(
-    stalling_server,
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_stall_between_stream_chunks_raises_timeout_keeping_partial_text(
+    stalling_server, mode
 ):
     model = ChatHolySheep(
         base_url=stalling_server, api_key=KEY, timeout=0.5, max_retries=0
@@ -272,44 +264,33 @@ def test_stall_between_stream_chunks_raises_timeout_keeping_partial_text(
     received = []
     start = time.monotonic()
     with pytest.raises(HolySheepTimeoutError) as caught:
-        received.extend(chunk.content for chunk in model.stream("hi"))
+        await collect(model, mode, received)
     assert time.monotonic() - start < NO_HANG
-    assert received == ["Hello ", "world"]
-    assert caught.value.partial_text == "Hello world"
-
-
-async def test_stall_between_stream_chunks_raises_timeout_async(stalling_server):
-    model = ChatHolySheep(
-        base_url=stalling_server, api_key=KEY, timeout=0.5, max_retries=0
-    )
-    received = []
-
-    async def consume():
-        received.extend([chunk.content async for chunk in model.astream("hi")])
-
-    with pytest.raises(HolySheepTimeoutError) as caught:
-        await consume()
-    assert received == []  # the comprehension never finished: nothing appended
+    assert [chunk.content for chunk in received] == ["Hello ", "world"]
     assert caught.value.partial_text == "Hello world"
 
 
 # ------------------------------------------------------------ broken streams
 
 
-def test_connection_cut_mid_stream_raises_connection_error_not_short_answer(gw, make):
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_connection_cut_mid_stream_raises_connection_error_not_short_answer(
+    gw, make, mode
+):
     gw.enqueue(Reply(content="one two three four five six", cut_after_chunks=3))
     received = []
     with pytest.raises(HolySheepConnectionError) as caught:
-        received.extend(chunk.content for chunk in make().stream("hi"))
-    assert "".join(received) == "one two three "
+        await collect(make(), mode, received)
+    assert "".join(chunk.content for chunk in received) == "one two three "
     assert caught.value.partial_text == "one two three "
     assert chat_attempts(gw) == 1  # a failure mid-stream is never retried
 
 
-async def test_connection_cut_mid_stream_raises_connection_error_async(gw, make):
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_connection_cut_mid_stream_under_invoke_with_stream_true(gw, make, mode):
     gw.enqueue(Reply(content="one two three four five six", cut_after_chunks=3))
     with pytest.raises(HolySheepConnectionError) as caught:
-        await make().ainvoke("hi", stream=True)
+        await call(make(), mode, "hi", stream=True)
     assert caught.value.partial_text == "one two three "
 
 
@@ -319,24 +300,21 @@ def test_connection_cut_mid_stream_under_invoke_with_streaming(gw, make):
         make(streaming=True).invoke("hi")
 
 
-def test_malformed_json_chunk_raises_error_naming_the_chunk(gw, make):
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_malformed_json_chunk_raises_error_naming_the_chunk(gw, make, mode):
     # Event 1 is the role preamble, 2 is "one ", 3 is the bad one.
     gw.enqueue(Reply(content="one two three", malformed_chunk_at=3))
-    with pytest.raises(HolySheepResponseError) as caught:
-        list(make().stream("hi"))
+    with pytest.raises(HolySheepResponseError, match="bad json") as caught:
+        await collect(make(), mode, [])
     assert "bad json" in str(caught.value)
     assert "bad json" in str(caught.value.body)
     assert caught.value.partial_text == "one "
 
 
-async def test_malformed_json_chunk_raises_error_async(gw, make):
-    gw.enqueue(Reply(content="one two three", malformed_chunk_at=3))
-    with pytest.raises(HolySheepResponseError, match="bad json"):
-        async for _ in make().astream("hi"):
-            pass
-
-
-def test_error_payload_inside_200_stream_raises_typed_error_with_message(gw, make):
+@pytest.mark.parametrize("mode", STREAMS)
+async def test_error_payload_inside_200_stream_raises_typed_error_with_message(
+    gw, make, mode
+):
     gw.enqueue(
         Reply(
             content="one two three",
@@ -344,31 +322,20 @@ def test_error_payload_inside_200_stream_raises_typed_error_with_message(gw, mak
             error_message="Upstream provider overloaded",
         )
     )
-    with pytest.raises(HolySheepStreamError) as caught:
-        list(make().stream("hi"))
+    with pytest.raises(HolySheepStreamError, match="overloaded") as caught:
+        await collect(make(), mode, [])
     assert "Upstream provider overloaded" in str(caught.value)
     assert caught.value.partial_text == "one two "
     assert chat_attempts(gw) == 1
 
 
-async def test_error_payload_inside_200_stream_raises_typed_error_async(gw, make):
-    gw.enqueue(Reply(content="a b c", error_after_chunks=1, error_message="boom"))
-    with pytest.raises(HolySheepStreamError, match="boom"):
-        async for _ in make().astream("hi"):
-            pass
-
-
-def test_stream_without_done_or_finish_reason_raises_truncated(gw, make):
+@pytest.mark.parametrize("mode", MODES)
+async def test_stream_without_done_or_finish_reason_raises_truncated(gw, make, mode):
     gw.enqueue(Reply(content="one two three", omit_done=True, omit_finish_reason=True))
+    streamed = {"stream": True} if mode in INVOKES else {}  # invoke, but streamed
     with pytest.raises(HolySheepTruncatedStreamError) as caught:
-        list(make().stream("hi"))
+        await call(make(), mode, "hi", **streamed)
     assert caught.value.partial_text == "one two three"
-
-
-async def test_stream_without_done_or_finish_reason_raises_truncated_async(gw, make):
-    gw.enqueue(Reply(content="one two", omit_done=True, omit_finish_reason=True))
-    with pytest.raises(HolySheepTruncatedStreamError):
-        await make().ainvoke("hi", stream=True)
 
 
 def test_stream_with_finish_reason_but_no_done_is_complete(gw, make):
@@ -381,57 +348,51 @@ def test_stream_with_finish_reason_but_no_done_is_complete(gw, make):
 # ------------------------------------------------------- gateway unreachable
 
 
-def _counting_client(counter: list[str]):
+def _counting_clients(counter: list[str]):
+    """A sync and an async HTTP client that note each request they send."""
+
     def hook(request) -> None:
         counter.append(str(request.url))
 
-    return openai.DefaultHttpxClient(event_hooks={"request": [hook]})
+    async def ahook(request) -> None:
+        hook(request)
+
+    return (
+        openai.DefaultHttpxClient(event_hooks={"request": [hook]}),
+        openai.DefaultAsyncHttpxClient(event_hooks={"request": [ahook]}),
+    )
 
 
-def test_connection_refused_raises_connection_error_after_retries():
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_connection_refused_raises_connection_error_after_retries(mode):
     attempts: list[str] = []
-    with _counting_client(attempts) as http_client:
-        model = ChatHolySheep(
-            base_url=f"http://127.0.0.1:{free_port()}/v1",
-            api_key=KEY,
-            max_retries=2,
-            connect_timeout=1.0,
-            http_client=http_client,
-        )
-        with pytest.raises(HolySheepConnectionError) as caught:
-            model.invoke("hi")
+    http_client, http_async_client = _counting_clients(attempts)
+    async with http_async_client:
+        with http_client:
+            model = ChatHolySheep(
+                base_url=f"http://127.0.0.1:{free_port()}/v1",
+                api_key=KEY,
+                max_retries=2,
+                connect_timeout=1.0,
+                http_client=http_client,
+                http_async_client=http_async_client,
+            )
+            with pytest.raises(HolySheepConnectionError) as caught:
+                await call(model, mode, "hi")
     assert not isinstance(caught.value, HolySheepTimeoutError)
     assert caught.value.is_retryable
     assert len(attempts) == 3
     assert KEY not in str(caught.value)
 
 
-async def test_connection_refused_raises_connection_error_async():
-    model = ChatHolySheep(
-        base_url=f"http://127.0.0.1:{free_port()}/v1", api_key=KEY, max_retries=0
-    )
-    with pytest.raises(HolySheepConnectionError):
-        await model.ainvoke("hi")
-
-
-def test_gateway_restarted_between_two_calls_second_call_succeeds():
+@pytest.mark.parametrize("mode", INVOKES)
+async def test_gateway_restarted_between_two_calls_second_call_succeeds(mode):
     port = free_port()
     with OfflineGateway(port=port) as first:
         model = ChatHolySheep(base_url=first.base_url, api_key=KEY, max_retries=0)
         first.enqueue(Reply(content="before"))
-        assert model.invoke("hi").content == "before"
+        assert (await call(model, mode, "hi")).content == "before"
     with OfflineGateway(port=port) as second:
         second.enqueue(Reply(content="after"))
-        assert model.invoke("hi").content == "after"
+        assert (await call(model, mode, "hi")).content == "after"
         assert len(second.requests) == 1
-
-
-async def test_gateway_restarted_between_two_calls_second_call_succeeds_async():
-    port = free_port()
-    with OfflineGateway(port=port) as first:
-        model = ChatHolySheep(base_url=first.base_url, api_key=KEY, max_retries=0)
-        first.enqueue(Reply(content="before"))
-        assert (await model.ainvoke("hi")).content == "before"
-    with OfflineGateway(port=port) as second:
-        second.enqueue(Reply(content="after"))
-        assert (await model.ainvoke("hi")).content == "after"

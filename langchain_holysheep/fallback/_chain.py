@@ -1,0 +1,641 @@
+"""The fallback chain: a chat model that falls over across models.
+
+:class:`ChatHolySheepFallback` holds the members and the settings and answers
+the four chat-model calls; each call walks the members with one
+:class:`~langchain_holysheep.fallback._walk.Walk`, so only the I/O differs
+between them. :class:`_StructuredFallback` is its ``with_structured_output``:
+every member's own structured-output runnable, walked the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Self
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.runnables import RunnableSerializable
+from langchain_core.runnables.config import patch_config
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from langchain_holysheep._secrets import mask_settings
+from langchain_holysheep._settings import (
+    HolySheepSerializable,
+    restore_key,
+    without_key,
+)
+from langchain_holysheep.chat_models import ChatHolySheep
+from langchain_holysheep.fallback._breaker import (
+    CircuitBreakerPolicy,
+    CircuitSnapshot,
+    get_circuit_breaker,
+)
+from langchain_holysheep.fallback._member import (
+    TOOL_OPTIONS,
+    Member,
+    Named,
+    annotate_chunk,
+    aopen_stream,
+    apeek,
+    model_name,
+    name_chunk,
+    open_stream,
+    peek,
+    prepare,
+    scope,
+)
+from langchain_holysheep.fallback._policy import (
+    FallbackOn,
+    ResponseCheck,
+    is_fallback_error,
+)
+from langchain_holysheep.fallback._walk import Walk
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForChainRun,
+        AsyncCallbackManagerForLLMRun,
+        CallbackManagerForChainRun,
+        CallbackManagerForLLMRun,
+    )
+    from langchain_core.language_models import LangSmithParams, LanguageModelInput
+    from langchain_core.load.serializable import (
+        SerializedConstructor,
+        SerializedNotImplemented,
+    )
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
+    from langchain_core.runnables import Runnable, RunnableConfig
+    from langchain_core.tools import BaseTool
+
+__all__ = ["ChatHolySheepFallback"]
+
+
+class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
+    """A chat model that tries several models in order and answers from the first.
+
+    Members are ``ChatHolySheep`` models, model ids (built on first use from the
+    first ``ChatHolySheep`` member's settings, or from this chain's
+    ``ChatHolySheep`` keyword arguments, sharing one connection pool), or any
+    other ``BaseChatModel`` (for cross-provider chains). ``ChatHolySheep``
+    members run with SDK retries off: the chain owns the retry budget
+    (``max_retries``) and waits for a ``Retry-After`` only up to
+    ``max_retry_after`` seconds before moving on.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_holysheep import ChatHolySheep
+
+            primary = ChatHolySheep(model="mistral-small-2603", temperature=0)
+            llm = primary.with_model_fallbacks(["gemini-2.5-flash", "deepseek-v3.2"])
+            # or, all from ids with shared settings:
+            llm = ChatHolySheepFallback(
+                models=["mistral-small-2603", "gemini-2.5-flash"], temperature=0
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            msg = llm.invoke("Hello")
+            msg.response_metadata["model_name"]  # the model that served
+            msg.response_metadata["fallback_attempts"]  # what failed first
+
+    Tools, structured output, agents:
+        .. code-block:: python
+
+            llm.bind_tools([get_weather])  # every member's own bind_tools
+            llm.with_structured_output(Joke)  # every member's own method
+            create_agent(llm, tools=[get_weather])
+
+    When every member fails, :class:`HolySheepFallbackError` (a
+    ``HolySheepError`` and an ``ExceptionGroup``) lists each attempt in order.
+    See ``docs/fallbacks.md`` for the exact semantics.
+
+    All other methods are private or match ``BaseChatModel``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    models: list[BaseChatModel | str] = Field(min_length=1)
+    """The members, in the order they are tried (the first is the primary)."""
+    fallback_on: tuple[FallbackOn, ...] = (is_fallback_error,)
+    """Errors that make the chain try the next member: error types and/or
+    predicates (any match triggers). Default: :func:`is_fallback_error`."""
+    response_checks: tuple[ResponseCheck, ...] = ()
+    """Checks on non-streamed answers (e.g. :func:`empty_content`,
+    :func:`finish_reason_length`); a rejected answer falls over."""
+    max_retries: int = Field(default=0, ge=0)
+    """Extra tries of the same member for a retryable error, before moving on.
+    The member's own SDK retries are off."""
+    max_retry_after: float = Field(default=2.0, ge=0)
+    """The longest ``Retry-After`` (seconds) the chain waits to retry a member;
+    a longer one moves on at once."""
+    retry_backoff: float = Field(default=0.5, ge=0)
+    """Base of the jittered exponential wait between tries of one member when
+    the error gave no ``Retry-After`` (capped by ``max_retry_after``)."""
+    circuit_breaker: CircuitBreakerPolicy | None = Field(
+        default_factory=CircuitBreakerPolicy
+    )
+    """Breaker policy, shared per (gateway, model, policy) across the process;
+    ``None`` (or ``False``) turns breakers off."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """``ChatHolySheep`` settings for members given as ids when no member is a
+    ``ChatHolySheep``. ``ChatHolySheep`` keyword arguments passed to the chain
+    (``temperature=0``, ``timeout=30``...) land here."""
+    api_key: SecretStr | None = None
+    """The key for members given as ids (like ``settings``; default
+    ``HOLYSHEEP_API_KEY``). Never logged or serialized."""
+
+    _template: ChatHolySheep | None = PrivateAttr(default=None)
+    _built: list[Member] | None = PrivateAttr(default=None)
+    _build_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # ----------------------------------------------------------- validation
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_settings(cls, values: Any) -> Any:
+        """Move ``ChatHolySheep`` keyword arguments into ``settings``."""
+        if not isinstance(values, dict):
+            return values
+        own = set(cls.model_fields) | {
+            f.alias for f in cls.model_fields.values() if f.alias
+        }
+        moved = {k: v for k, v in values.items() if k not in own}
+        settings = {**(values.get("settings") or {}), **moved}
+        if not moved and "api_key" not in settings:
+            return values
+        values = {k: v for k, v in values.items() if k in own}
+        if "api_key" in settings:  # a key lives in its own secret field
+            values.setdefault("api_key", settings.pop("api_key"))
+        values["settings"] = settings
+        return values
+
+    @field_validator("fallback_on", mode="before")
+    @classmethod
+    def _check_fallback_on(cls, value: Any) -> tuple[FallbackOn, ...]:
+        items = (
+            (value,)
+            if isinstance(value, type) or callable(value)
+            else tuple(value or ())
+        )
+        if not items:
+            msg = (
+                "fallback_on is empty, so the chain could never fall over: pass "
+                "error types and/or predicates (default: is_fallback_error)."
+            )
+            raise ValueError(msg)
+        for item in items:
+            if not callable(item) or (
+                isinstance(item, type) and not issubclass(item, BaseException)
+            ):
+                msg = (
+                    f"fallback_on items must be exception types or predicates "
+                    f"(error -> bool), got {item!r}."
+                )
+                raise ValueError(msg)  # noqa: TRY004 (pydantic wants ValueError)
+        return items
+
+    @field_validator("circuit_breaker", mode="before")
+    @classmethod
+    def _check_circuit_breaker(cls, value: Any) -> Any:
+        if value is True:
+            return CircuitBreakerPolicy()
+        if value is False:
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_members(self) -> Self:
+        holysheep = [m for m in self.models if isinstance(m, ChatHolySheep)]
+        ids = [m for m in self.models if isinstance(m, str)]
+        settings = dict(self.settings)
+        if self.api_key is not None:
+            settings["api_key"] = self.api_key
+        if settings:
+            if not ids:
+                msg = (
+                    f"ChatHolySheep settings {sorted(settings)} apply only to "
+                    "members given as model ids, and there are none."
+                )
+                raise ValueError(msg)
+            if holysheep:
+                msg = (
+                    f"ChatHolySheep settings {sorted(settings)} were passed to "
+                    "the chain, but members given as ids copy the first ChatHolySheep "
+                    "member's settings. Set them on that member instead."
+                )
+                raise ValueError(msg)
+            if {"model", "model_name"} & set(settings):
+                msg = "Name the models in models=[...], not with model=."
+                raise ValueError(msg)
+        if ids:
+            self._template = holysheep[0] if holysheep else ChatHolySheep(**settings)
+        for member in self.models:
+            retries = getattr(member, "max_retries", None)
+            if not isinstance(member, (str, ChatHolySheep)) and (
+                isinstance(retries, int) and retries > 0
+            ):
+                warnings.warn(
+                    f"Fallback member {model_name(member)!r} retries by itself "
+                    f"(max_retries={retries}), which delays failover; build it "
+                    "with max_retries=0 and let the chain's max_retries apply.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return self
+
+    # ------------------------------------------------- serialization overrides
+    def _connection_fields(
+        self,
+    ) -> tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """The URL, headers and query of ``settings`` (members given as ids)."""
+        return (
+            self.settings.get("base_url"),
+            self.settings.get("default_headers"),
+            self.settings.get("default_query"),
+        )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr``/``str``, with the credentials in ``settings`` masked.
+
+        Members show their own (masked) ``repr``.
+        """
+        for name, value in super().__repr_args__():
+            if name == "settings" and isinstance(value, dict):
+                yield name, mask_settings(value)
+            else:
+                yield name, value
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the key and without built members (they hold locks).
+
+        Members given as ``ChatHolySheep`` pickle without their key too; the
+        unpickled chain (and its members) read ``HOLYSHEEP_API_KEY``.
+        """
+        return {**without_key(super().__getstate__()), "__pydantic_private__": None}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Restore a pickled chain; members are rebuilt lazily, as when new."""
+        super().__setstate__(state)
+        restore_key(self)
+        self._template = None
+        self._built = None
+        self._build_lock = threading.Lock()
+        ids = [m for m in self.models if isinstance(m, str)]
+        if ids:
+            holysheep = [m for m in self.models if isinstance(m, ChatHolySheep)]
+            self._template = (
+                holysheep[0] if holysheep else ChatHolySheep(**self.settings)
+            )
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """Serialize, leaving out defaults that are functions.
+
+        Returns:
+            The constructor form; custom ``fallback_on`` predicates and
+            ``response_checks`` serialize as "not implemented".
+        """
+        data = super().to_json()
+        if data["type"] != "constructor":  # pragma: no cover (always serializable)
+            return data
+        kwargs = data["kwargs"]
+        # Connection settings holding credentials went to the top level as
+        # secret references (``_collect_settings`` moves them back on load).
+        if moved := {"base_url", "default_headers", "default_query"} & set(kwargs):
+            kwargs["settings"] = {
+                k: v for k, v in kwargs.get("settings", {}).items() if k not in moved
+            }
+        if self.fallback_on == (is_fallback_error,):
+            kwargs.pop("fallback_on", None)
+        policy = self.circuit_breaker
+        if policy is not None and policy.clock is time.monotonic:
+            kwargs["circuit_breaker"] = {
+                "failure_threshold": policy.failure_threshold,
+                "cooldown": policy.cooldown,
+                "max_cooldown": policy.max_cooldown,
+            }
+        return data
+
+    # ------------------------------------------------ BaseChatModel overrides
+    @property
+    def _llm_type(self) -> str:
+        return "holysheep-fallback"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        """The members' identities, in order (used as the cache key)."""
+        return {
+            "models": [
+                {"name": m.name, **m.model._identifying_params}  # noqa: SLF001
+                for m in self._members()
+            ],
+        }
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = self._members()[0].model._get_ls_params(stop=stop, **kwargs)  # noqa: SLF001
+        params["ls_model_type"] = "chat"
+        return params
+
+    @property
+    def model_names(self) -> list[str]:
+        """The members' model ids, in the order they are tried."""
+        return [m.name for m in self._members()]
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: list[BaseMessage],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool]
+        | None = None,
+    ) -> int:
+        """Count tokens as the primary model does.
+
+        Args:
+            messages: The conversation.
+            tools: Tools bound to the call.
+
+        Returns:
+            The primary's count.
+        """
+        return self._members()[0].model.get_num_tokens_from_messages(messages, tools)
+
+    def circuit_states(self) -> dict[str, CircuitSnapshot]:
+        """Each member's breaker state (empty with breakers off).
+
+        Returns:
+            Snapshots keyed by model id.
+        """
+        return {m.name: m.breaker.snapshot() for m in self._members() if m.breaker}
+
+    # ---- tools and structured output
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to every member, each through its own ``bind_tools``.
+
+        Each member is checked now (a member that cannot take the tools or the
+        options raises here, not mid-failover).
+
+        Args:
+            tools: Tools in any form ``bind_tools`` accepts.
+            tool_choice: As for the members' ``bind_tools``.
+            **kwargs: Other options for the members' ``bind_tools``
+                (``strict``, ``parallel_tool_calls``, ``response_format``...).
+
+        Returns:
+            The chain with the tools bound (``kwargs["tools"]`` holds them in
+            OpenAI format).
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        options = dict(kwargs)
+        if tool_choice is not None:
+            options["tool_choice"] = tool_choice
+        for member in self._members():
+            try:
+                member.model.bind_tools(formatted, **options)
+            except NotImplementedError as error:
+                msg = f"Fallback member {member.name!r} does not support tool calling."
+                raise NotImplementedError(msg) from error
+        return self.bind(tools=formatted, **{TOOL_OPTIONS: options})
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured output from every member, each with its own method.
+
+        Args:
+            schema: As for the members' ``with_structured_output``.
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}``.
+            **kwargs: Passed to each member (``method``, ``strict``...).
+
+        Returns:
+            A runnable that falls over like the chain (streams are not
+            committed early: the whole answer is parsed).
+        """
+        runnables = [
+            m.model.with_structured_output(schema, include_raw=include_raw, **kwargs)  # type: ignore[arg-type]
+            for m in self._members()
+        ]
+        return _StructuredFallback(chain=self, runnables=runnables)
+
+    # ----------------------------------------------------------- the calls
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> ChatResult:
+        walk = self._walk()
+        for member in walk:
+            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():
+                result = model._generate_with_cache(messages, stop=stop, **call_kwargs)  # noqa: SLF001
+            if walk.answered and walk.accepts(result):
+                return _annotate(result, member, walk.succeeded())
+        raise walk.exhausted()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> ChatResult:
+        walk = self._walk()
+        async for member in walk:
+            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():
+                result = await model._agenerate_with_cache(  # noqa: SLF001
+                    messages, stop=stop, **call_kwargs
+                )
+            if walk.answered and walk.accepts(result):
+                return _annotate(result, member, walk.succeeded())
+        raise walk.exhausted()
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        walk = self._walk()
+        for member in walk:
+            model, call_kwargs = prepare(member.model, kwargs)
+            chunks = open_stream(model, messages, stop, call_kwargs)
+            try:
+                with walk.attempt():
+                    buffered = peek(chunks)
+                if not walk.answered:
+                    continue
+                # Committed: from here on this member's output is the answer.
+                annotate_chunk(buffered[0] if buffered else None, walk.succeeded())
+                named = Named()
+                with walk.committed():
+                    yield from map(named, buffered)
+                    yield from map(named, chunks)
+            finally:
+                chunks.close()
+            if not named.seen:
+                yield name_chunk(member.name)
+            return
+        raise walk.exhausted()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        walk = self._walk()
+        async for member in walk:
+            model, call_kwargs = prepare(member.model, kwargs)
+            chunks = aopen_stream(model, messages, stop, call_kwargs)
+            try:
+                with walk.attempt():
+                    buffered = await apeek(chunks)
+                if not walk.answered:
+                    continue
+                annotate_chunk(buffered[0] if buffered else None, walk.succeeded())
+                named = Named()
+                with walk.committed():
+                    for chunk in buffered:
+                        yield named(chunk)
+                    async for chunk in chunks:
+                        yield named(chunk)
+            finally:
+                await chunks.aclose()
+            if not named.seen:
+                yield name_chunk(member.name)
+            return
+        raise walk.exhausted()
+
+    # ------------------------------------------------------------ internals
+    def _members(self) -> list[Member]:
+        """Build the members on first use (ids copy the template; pools shared)."""
+        built = self._built
+        if built is not None:
+            return built
+        with self._build_lock:
+            if self._built is None:
+                self._built = [self._build(m) for m in self.models]
+            return self._built
+
+    def _build(self, spec: BaseChatModel | str) -> Member:
+        model: BaseChatModel
+        if isinstance(spec, str):
+            if self._template is None:  # pragma: no cover (set by the validator)
+                msg = "no template to build model ids from"
+                raise RuntimeError(msg)
+            model = self._template.model_copy(
+                update={"model_name": spec, "max_retries": 0}
+            )
+        elif isinstance(spec, ChatHolySheep) and spec.max_retries:
+            model = spec.model_copy(update={"max_retries": 0})
+        else:
+            model = spec
+        name = model_name(model)
+        breaker = (
+            get_circuit_breaker(name, scope(model), self.circuit_breaker)
+            if self.circuit_breaker is not None
+            else None
+        )
+        return Member(name=name, model=model, breaker=breaker)
+
+    def _walk(self) -> Walk:
+        return Walk(settings=self, members=self._members())
+
+
+def _annotate(
+    result: ChatResult, member: Member, attempts: list[dict[str, Any]]
+) -> ChatResult:
+    """Name the serving model and the failed attempts on every generation."""
+    for generation in result.generations:
+        metadata = generation.message.response_metadata
+        metadata.setdefault("model_name", member.name)
+        metadata["fallback_attempts"] = attempts
+    return result
+
+
+class _StructuredFallback(RunnableSerializable[Any, Any]):
+    """``with_structured_output`` of a chain: each member's own, tried in order."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    chain: ChatHolySheepFallback
+    runnables: list[Any]
+
+    def invoke(
+        self,
+        input: Any,  # noqa: A002 (the Runnable signature)
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return self._call_with_config(self._invoke, input, config, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: Any,  # noqa: A002 (the Runnable signature)
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+
+    def _invoke(
+        self,
+        input_: Any,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        walk = self.chain._walk()  # noqa: SLF001
+        for _ in walk:
+            runnable = self.runnables[walk.index]
+            child = patch_config(config, callbacks=run_manager.get_child())
+            with walk.attempt():
+                output = runnable.invoke(input_, child, **kwargs)
+            if walk.answered:
+                walk.succeeded()
+                return output
+        raise walk.exhausted()
+
+    async def _ainvoke(
+        self,
+        input_: Any,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        walk = self.chain._walk()  # noqa: SLF001
+        async for _ in walk:
+            runnable = self.runnables[walk.index]
+            child = patch_config(config, callbacks=run_manager.get_child())
+            with walk.attempt():
+                output = await runnable.ainvoke(input_, child, **kwargs)
+            if walk.answered:
+                walk.succeeded()
+                return output
+        raise walk.exhausted()
