@@ -70,6 +70,7 @@ _MIN_VALUE_LENGTH: Final = 4
 _KEY_PATTERN: Final = re.compile(r"\b(?:cr|sk)[-_][A-Za-z0-9_\-]{6,}")
 _AUTH_TOKEN: Final = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{6,}")
 _URL_IN_TEXT: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\`]+")
+_TRAILING: Final = ".,;:!?)]}'\""  # punctuation after a URL in a sentence
 _NOT_ENV: Final = re.compile(r"[^A-Z0-9]+")
 _SECRET_PREFIX: Final = {"default_headers": "HEADER", "default_query": "QUERY"}
 
@@ -222,10 +223,17 @@ def mask_text(text: str, values: Iterable[str] = ()) -> str:
         if value and value in text:
             text = text.replace(value, MASK)
     if "://" in text:
-        text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
+        text = _URL_IN_TEXT.sub(_mask_url_match, text)
     if "Bearer" in text or "Basic" in text:
         text = _AUTH_TOKEN.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _KEY_PATTERN.sub(lambda m: m.group(0)[:3] + MASK, text)
+
+
+def _mask_url_match(match: re.Match[str]) -> str:
+    """Mask a URL found in text, keeping punctuation that follows it as it is."""
+    url = match.group(0)
+    bare = url.rstrip(_TRAILING)
+    return mask_url(bare) + url[len(bare) :]
 
 
 def _forms(value: str) -> set[str]:

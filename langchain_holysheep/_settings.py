@@ -95,9 +95,12 @@ def is_loopback(host: str) -> bool:
 def check_base_url(value: str, *, stacklevel: int = 4) -> str:
     """Validate and normalise a gateway URL (a pydantic field validator's body).
 
-    Rejects URLs that are not http(s) with a host and HolySheep's
-    Anthropic-native endpoint (``https://api.holysheep.ai`` without ``/v1``);
-    warns when the key would travel over plain http to another machine.
+    Rejects URLs that are not http(s) with a host, URLs with a query string
+    or fragment (the SDK appends request paths after them: use
+    ``default_query``), and HolySheep's Anthropic-native endpoint
+    (``https://api.holysheep.ai`` without ``/v1``); warns when the key would
+    travel over plain http to another machine. Messages mask the URL's
+    credentials.
 
     Args:
         value: The URL as configured.
@@ -121,6 +124,13 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
         msg = (
             f"base_url must be an http(s) URL with a host, got {shown!r}. "
             f"Use the gateway's OpenAI-compatible endpoint, {DEFAULT_BASE_URL}."
+        )
+        raise ValueError(msg)
+    if parts.query or parts.fragment:
+        msg = (
+            f"base_url {shown!r} has a query string or fragment, which the SDK "
+            "would mangle (request paths are appended after it). Pass query "
+            "parameters as default_query={...} instead."
         )
         raise ValueError(msg)
     if hostname == "api.holysheep.ai" and not parts.path.rstrip("/"):

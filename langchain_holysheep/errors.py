@@ -113,6 +113,12 @@ _FOREIGN_KEY_HINT: Final = (
     " or other provider's key is rejected here. Set HOLYSHEEP_API_KEY, or"
     " api_key=..., to your HolySheep key.)"
 )
+_USERINFO_HINT: Final = (
+    " (base_url carries user:password@, which HTTP sends as 'Authorization: Basic'"
+    " in place of the API key's 'Bearer' header. If the gateway behind it needs"
+    " the key too, send it in a header it reads, e.g. default_headers="
+    "{'X-Api-Key': ...}, or drop the userinfo.)"
+)
 _CONTEXT_OVERFLOW_CODES: Final = frozenset(
     {"context_length_exceeded", "string_above_max_length", "context_window_exceeded"}
 )
@@ -582,6 +588,14 @@ def _is_context_overflow(error: openai.APIStatusError) -> bool:
     return bool(_CONTEXT_OVERFLOW_TEXT.search(text))
 
 
+def _sent_userinfo(response: httpx2.Response) -> bool:
+    """Whether the request this answers had ``user:password@`` in its URL."""
+    try:
+        return bool(response.request.url.userinfo)
+    except RuntimeError:  # a response built without its request
+        return False
+
+
 def _status_error(
     error: openai.APIStatusError, secret: str | None, values: tuple[str, ...]
 ) -> HolySheepError:
@@ -592,10 +606,11 @@ def _status_error(
     if issubclass(target, ModelInvalidRequestError) and _is_context_overflow(error):
         target = HolySheepContextOverflowError
     message = mask_text(error.message, values)
-    if target is HolySheepAuthenticationError and not (secret or "").startswith(
-        _HOLYSHEEP_KEY_PREFIX
-    ):
-        message += _FOREIGN_KEY_HINT
+    if target is HolySheepAuthenticationError:
+        if _sent_userinfo(error.response):
+            message += _USERINFO_HINT
+        elif not (secret or "").startswith(_HOLYSHEEP_KEY_PREFIX):
+            message += _FOREIGN_KEY_HINT
     mapped: HolySheepError = target(
         message,
         response=_masked_response(error.response, values),
@@ -641,7 +656,8 @@ def _seconds(request: httpx2.Request, kind: str) -> str:
 
 _ADVICE: Final = {
     "proxy": "Check the proxy settings (HTTPS_PROXY, ALL_PROXY and NO_PROXY in the "
-    "environment, or your http_client's proxy) and the proxy's credentials.",
+    "environment, or your http_client's proxy), the proxy's credentials, and "
+    "HOLYSHEEP_BASE_URL (or base_url=...).",
     "connect timeout": "The host may be down, or a firewall or proxy drops the "
     "traffic; on a slow link, raise connect_timeout.",
     "dns": "Check the host name for typos, and that this machine's DNS works.",
@@ -705,7 +721,8 @@ def _connection_message(
     where = f"{request.method} {mask_url(str(request.url))}"
     cause, advice = connection_failure(error)
     message = f"The request to the gateway {what} ({where}): {cause}."
-    message = " ".join(part for part in (message, advice, _NEXT_STEP) if part)
+    step = "" if "proxy settings" in advice else _NEXT_STEP
+    message = " ".join(part for part in (message, advice, step) if part)
     return mask_text(message, values)
 
 
