@@ -24,6 +24,13 @@ def test_docs_chat_examples_run(holysheep_env, capsys):
         exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 (our docs)
     printed = capsys.readouterr().out
     assert "Offline reply to: I love programming." in printed
+    # The security section: repr masks every credential, loads restores them.
+    assert "base_url='https://***:***@relay.example.com/v1'" in printed
+    assert "default_headers={'Helicone-Auth': '***', 'X-Request-Source': 'docs'}" in (
+        printed
+    )
+    assert "default_query={'sig': '***', 'v': '2'}" in printed
+    assert "\nBearer hk-123\n" in printed
     sent = [r.body for r in holysheep_env.requests if r.path.endswith("/completions")]
     assert any(body["model"] == "gpt-4.1" for body in sent)
     assert any(body["model"] == "deepseek-v3.2" for body in sent)
