@@ -45,6 +45,7 @@ __all__ = [
     "is_credential_header",
     "is_credential_param",
     "mask_headers",
+    "mask_input",
     "mask_query",
     "mask_settings",
     "mask_text",
@@ -190,6 +191,39 @@ def mask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         masked["default_query"] = mask_query(query)
     if isinstance(masked.get("api_key"), str):
         masked["api_key"] = MASK
+    return masked
+
+
+def mask_input(loc: tuple[int | str, ...], value: Any) -> Any:
+    """A validation error's input (``errors()[i]["input"]``), credentials masked.
+
+    Args:
+        loc: Where the error is (``("default_headers", "X-Api-Key")``,
+            ``("base_url",)``, ``()`` for the whole input).
+        value: The input there.
+
+    Returns:
+        ``***`` for a credential, the masked URL, headers or settings, or the
+        value itself when it holds no credential.
+    """
+    names = [part for part in loc if isinstance(part, str)]
+    field = names[0] if names else None
+    if field == "api_key":
+        return MASK
+    if field in _SECRET_PREFIX and len(names) > 1:
+        check = (
+            is_credential_header if field == "default_headers" else is_credential_param
+        )
+        return MASK if check(names[1]) else value
+    if isinstance(value, str):
+        return mask_text(value)
+    if not isinstance(value, Mapping):
+        return value
+    if field in _SECRET_PREFIX:  # the whole headers or query mapping
+        return mask_settings({field: value})[field]
+    masked = mask_settings(value)
+    if isinstance(settings := masked.get("settings"), Mapping):
+        masked["settings"] = mask_settings(settings)
     return masked
 
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import warnings
 from functools import lru_cache
 from itertools import takewhile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
+import langchain_core
+import pydantic
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -34,6 +39,7 @@ from langchain_holysheep._client import (
 from langchain_holysheep._secrets import (
     credential_values,
     mask_headers,
+    mask_input,
     mask_query,
     mask_url,
     placeholder_slot,
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
         SerializedConstructor,
         SerializedNotImplemented,
     )
+    from pydantic_core import InitErrorDetails
 
 __all__ = [
     "API_KEY_ENV",
@@ -59,7 +66,9 @@ __all__ = [
     "GatewaySettings",
     "HolySheepSerializable",
     "check_base_url",
+    "init_masking_credentials",
     "is_loopback",
+    "masked_validation_error",
     "restore_key",
     "sdk_timeout",
     "without_key",
@@ -92,7 +101,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(value: str, *, stacklevel: int = 4) -> str:
+_INTERNAL: Final = tuple(
+    str(Path(module.__file__).parent) + os.sep
+    for module in (pydantic, langchain_core, sys.modules[__package__ or __name__])
+    if module.__file__
+)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the user's line.
+
+    That is the first frame outside this package, pydantic and langchain-core
+    (the line that constructs the model), counted from the caller.
+    """
+    frame, level = sys._getframe(1), 1  # noqa: SLF001  (what warnings does)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_base_url(value: str, *, stacklevel: int | None = None) -> str:
     """Validate and normalise a gateway URL (a pydantic field validator's body).
 
     Rejects URLs that are not http(s) with a host, URLs with a query string
@@ -105,8 +133,9 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
     Args:
         value: The URL as configured.
         stacklevel: Passed to :func:`warnings.warn` for the plain-http warning;
-            the default points at the line that constructs the model when this
-            is called from a pydantic field validator.
+            by default the warning points at the first line outside this
+            package, pydantic and langchain-core (the one that constructs the
+            model, or calls ``list_models``).
 
     Returns:
         The URL without a trailing slash.
@@ -144,7 +173,7 @@ def check_base_url(value: str, *, stacklevel: int = 4) -> str:
             f"base_url {shown!r} is plain http to a non-loopback host: the API "
             "key and your data travel unencrypted. Use https.",
             UserWarning,
-            stacklevel=stacklevel,
+            stacklevel=stacklevel or _user_stacklevel(),
         )
     return value.rstrip("/")
 
@@ -169,6 +198,53 @@ def without_key(state: dict[Any, Any]) -> dict[Any, Any]:
     fields = dict(state["__dict__"])
     fields["api_key"] = None
     return {**state, "__dict__": fields}
+
+
+def masked_validation_error(error: ValidationError) -> ValidationError:
+    """The same validation error, its inputs with credentials masked.
+
+    ``hide_input_in_errors`` keeps inputs out of ``str(error)``, but
+    ``error.errors()`` (what error reporters record) still carries them.
+
+    Args:
+        error: What pydantic raised.
+
+    Returns:
+        An equal error whose every ``input`` has its credentials masked.
+    """
+    details: list[InitErrorDetails] = []
+    for item in error.errors(include_url=False):
+        detail: InitErrorDetails = {
+            "type": item["type"],
+            "loc": item["loc"],
+            "input": mask_input(item["loc"], item["input"]),
+        }
+        if "ctx" in item:
+            detail["ctx"] = item["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(error.title, details, hide_input=True)
+
+
+def init_masking_credentials(init: Callable[..., None], data: dict[str, Any]) -> None:
+    """Run a model's ``__init__``; a validation error leaves with credentials masked.
+
+    The masked error is raised outside the ``except`` block, so the original
+    (with its inputs) is not chained as its ``__context__``.
+
+    Args:
+        init: The next ``__init__`` in the MRO (``super().__init__``).
+        data: The keyword arguments.
+
+    Raises:
+        ValidationError: The input is invalid (see :func:`masked_validation_error`).
+    """
+    try:
+        init(**data)
+    except ValidationError as error:
+        masked = masked_validation_error(error)
+    else:
+        return
+    raise masked
 
 
 def restore_key(model: BaseModel) -> None:
@@ -256,6 +332,12 @@ class GatewaySettings(BaseModel):
 
     # A validation error would quote its input, credentials included.
     model_config = ConfigDict(hide_input_in_errors=True)
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's field signature
+
+        def __init__(self, /, **data: Any) -> None:
+            """Validate the settings; errors never carry a credential."""
+            init_masking_credentials(super().__init__, data)
 
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env(API_KEY_ENV, default=None)

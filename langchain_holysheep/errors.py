@@ -673,7 +673,7 @@ _ADVICE: Final = {
 }
 
 
-def connection_failure(error: openai.APIConnectionError) -> tuple[str, str]:
+def _connection_failure(error: openai.APIConnectionError) -> tuple[str, str]:
     """Say why a connection failed, in words, and what to do about it.
 
     Reads the httpx, httpcore and socket errors chained under the SDK's error.
@@ -719,7 +719,7 @@ def _connection_message(
     request = error.request
     what = "timed out" if isinstance(error, openai.APITimeoutError) else "failed"
     where = f"{request.method} {mask_url(str(request.url))}"
-    cause, advice = connection_failure(error)
+    cause, advice = _connection_failure(error)
     message = f"The request to the gateway {what} ({where}): {cause}."
     step = "" if "proxy settings" in advice else _NEXT_STEP
     message = " ".join(part for part in (message, advice, step) if part)

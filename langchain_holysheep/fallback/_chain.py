@@ -30,6 +30,7 @@ from pydantic import (
 from langchain_holysheep._secrets import mask_settings
 from langchain_holysheep._settings import (
     HolySheepSerializable,
+    init_masking_credentials,
     restore_key,
     without_key,
 )
@@ -126,7 +127,16 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     All other methods are private or match ``BaseChatModel``.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    # A validation error would quote its input, the settings' credentials included.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, populate_by_name=True, hide_input_in_errors=True
+    )
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's field signature
+
+        def __init__(self, **data: Any) -> None:
+            """Validate the chain; errors never carry a credential."""
+            init_masking_credentials(super().__init__, data)
 
     models: list[BaseChatModel | str] = Field(min_length=1)
     """The members, in the order they are tried (the first is the primary)."""

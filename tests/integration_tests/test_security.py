@@ -686,12 +686,26 @@ def test_validation_errors_and_warnings_never_quote_a_credential():
     with pytest.warns(UserWarning, match="plain http") as caught:
         ChatHolySheep(base_url=f"http://u:{SLOTS['sig']}@relay.example/v1", api_key="x")
     assert_no_leak(
-        str(bad_scheme.value),
-        str(bad_header.value),
-        str(bad_query.value),
+        *(str(e.value) for e in (bad_scheme, bad_header, bad_query)),
+        *(e.value.errors() for e in (bad_scheme, bad_header, bad_query)),
         *(str(w.message) for w in caught),
     )
     assert "default_query" in str(bad_query.value)  # says what to do instead
+
+
+def test_the_chains_validation_errors_never_quote_a_credential(gw):
+    from langchain_holysheep.fallback import ChatHolySheepFallback
+
+    member = ChatHolySheep(base_url=gw.base_url, api_key="cr_member_123456")
+    with pytest.raises(ValueError) as mixed:
+        ChatHolySheepFallback(models=[member, "gpt-4.1"], **_settings(gw))
+    with pytest.raises(ValueError) as bad_header:
+        ChatHolySheepFallback(
+            models=["gpt-4.1"], **_settings(gw, default_headers={**HEADERS, "n": 1})
+        )
+    assert "ChatHolySheep settings" in str(mixed.value)
+    for caught in (mixed, bad_header):
+        assert_no_leak(str(caught.value), caught.value.errors())
 
 
 # ------------------------------------------------------- the wire carries them

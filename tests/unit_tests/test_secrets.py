@@ -10,6 +10,7 @@ from langchain_holysheep._secrets import (
     is_credential_header,
     is_credential_param,
     mask_headers,
+    mask_input,
     mask_query,
     mask_settings,
     mask_text,
@@ -310,3 +311,24 @@ def test_restore_credentials_names_what_is_missing():
         restore_credentials(values, {}, "ChatHolySheep")
     assert "secrets_map" in str(caught.value)
     assert "default_headers['Helicone-Auth']" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("loc", "value", "masked"),
+    [
+        (("api_key",), "cr_abc", MASK),
+        (("default_headers", "X-Api-Key"), 3, MASK),
+        (("default_headers", "X-Title"), 3, 3),
+        (("default_query", "sig"), ["x"], MASK),
+        (("base_url",), "ftp://u:p@h/v1", "ftp://***:***@h/v1"),
+        (("default_headers",), {"Cookie": "c", "A": "b"}, {"Cookie": MASK, "A": "b"}),
+        (("temperature",), 5, 5),
+        (
+            (),
+            {"base_url": "https://u:p@h/v1", "settings": {"api_key": "cr_x"}},
+            {"base_url": "https://***:***@h/v1", "settings": {"api_key": MASK}},
+        ),
+    ],
+)
+def test_mask_input_masks_a_validation_errors_input(loc, value, masked):
+    assert mask_input(loc, value) == masked
