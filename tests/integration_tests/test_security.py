@@ -608,12 +608,18 @@ async def test_errors_and_their_chains_never_show_a_credential(relay, mode, case
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_the_chains_attempts_never_show_a_credential(relay, mode):
+async def test_the_chains_attempts_and_log_lines_never_show_a_credential(
+    relay, mode, caplog
+):
+    caplog.set_level(logging.INFO, logger="langchain_holysheep")
     relay.set_default(Fault(status=503, message=ECHO_ALL))
     with pytest.raises(HolySheepError) as caught:
         await call(_chain_by_ids(relay), mode)
     assert len(caught.value.attempts) == 2
     assert_no_leak(caught.value.attempts, *_texts_of_error(caught.value))
+    ours = [r for r in caplog.records if r.name.startswith("langchain_holysheep")]
+    assert any("falling over" in r.getMessage() for r in ours)
+    assert_no_leak(*(r.getMessage() for r in ours), *(r.__dict__ for r in ours))
 
 
 @pytest.mark.parametrize("mode", MODES)
