@@ -683,7 +683,7 @@ def _connection_failure(error: openai.APIConnectionError) -> tuple[str, str]:
 
     Returns:
         ``(cause, advice)``, e.g. ``("connection refused by 127.0.0.1:9 (nothing
-        is listening there)", "Check that the gateway is running ...")``.
+        listens there)", "Check that the gateway is running ...")``.
     """
     causes = _causes(error)
     url = error.request.url
