@@ -4,7 +4,8 @@ Every function sends one request through an SDK client with ``cast_to=object``
 (the hot path skips the SDK's typed response models), inside
 :func:`~langchain_holysheep.errors.translate_errors`, so whatever the SDK raises
 leaves as a :class:`~langchain_holysheep.errors.HolySheepError` with the
-client's key masked out. A request body is encoded once, by
+client's credentials (key, URL userinfo, credential headers and query) masked
+out. A request body is encoded once, by
 :func:`~langchain_holysheep._convert.encode_body`. The caller's ``parse`` reads
 the decoded response inside the same translation, so an error about a bad
 response masks a key the gateway echoed, like any other.
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from langchain_holysheep._client import client_credentials
 from langchain_holysheep._convert import encode_body, json_instead_of_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from contextlib import AbstractContextManager
 
     import httpx2
     import openai
@@ -40,6 +43,17 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+
+def _translated(
+    client: openai.OpenAI | openai.AsyncOpenAI,
+) -> AbstractContextManager[None]:
+    """``translate_errors`` masking what ``client`` sends (read only on an error)."""
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    return translate_errors(
+        client.api_key, credentials=lambda: client_credentials(client)
+    )
 
 
 def post_json(
@@ -65,9 +79,7 @@ def post_json(
     Raises:
         HolySheepError: The request or ``parse`` failed.
     """
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         data = client.post(
             path, content=encode_body(body), cast_to=object, options=options
         )
@@ -82,9 +94,7 @@ async def apost_json(
     parse: Callable[[Any], _T],
 ) -> _T:
     """Async :func:`post_json`, through an async client."""
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         data = await client.post(
             path, content=encode_body(body), cast_to=object, options=options
         )
@@ -101,9 +111,7 @@ def get_json(
 
     As :func:`post_json`, without a body (the catalog's ``/models``).
     """
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         return parse(client.get(path, cast_to=object, options=options))
 
 
@@ -114,9 +122,7 @@ async def aget_json(
     parse: Callable[[Any], _T],
 ) -> _T:
     """Async :func:`get_json`, through an async client."""
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         return parse(await client.get(path, cast_to=object, options=options))
 
 
@@ -145,9 +151,7 @@ def open_sse(
     """
     import openai  # noqa: PLC0415
 
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         stream = client.post(
             path,
             content=encode_body(body),
@@ -171,9 +175,7 @@ async def aopen_sse(
     """Async :func:`open_sse`, through an async client (``await stream.close()``)."""
     import openai  # noqa: PLC0415
 
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         stream = await client.post(
             path,
             content=encode_body(body),

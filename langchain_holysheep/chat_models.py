@@ -31,6 +31,7 @@ from langchain_holysheep._convert import (
 )
 from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
 from langchain_holysheep._profiles import get_capabilities
+from langchain_holysheep._secrets import mask_url
 from langchain_holysheep._settings import (
     DEFAULT_BASE_URL,
     GatewaySettings,
@@ -441,10 +442,14 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        """Everything that changes the output (used as the cache key)."""
+        """Everything that changes the output (used as the cache key).
+
+        Callbacks and traces receive these as invocation params, so the URL's
+        credentials are masked.
+        """
         params = {
             **self._default_params,
-            "base_url": self.base_url,
+            "base_url": mask_url(self.base_url),
             "extra_body": self.extra_body,
             "stream_usage": self.stream_usage,
         }

@@ -39,8 +39,10 @@ from pydantic import (
 
 from langchain_holysheep._convert import input_error
 from langchain_holysheep._profiles import intersect_profiles, model_profile
+from langchain_holysheep._secrets import mask_settings
 from langchain_holysheep._settings import (
     HolySheepSerializable,
+    init_masking_credentials,
     restore_key,
     without_key,
 )
@@ -75,7 +77,7 @@ from langchain_holysheep.fallback._policy import (
 from langchain_holysheep.fallback._walk import Walk
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
     from langchain_core.callbacks import (
         AsyncCallbackManagerForChainRun,
@@ -141,7 +143,16 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     All other methods are private or match ``BaseChatModel``.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    # A validation error would quote its input, the settings' credentials included.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, populate_by_name=True, hide_input_in_errors=True
+    )
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's field signature
+
+        def __init__(self, **data: Any) -> None:
+            """Validate the chain; errors never carry a credential."""
+            init_masking_credentials(super().__init__, data)
 
     models: list[BaseChatModel | str] = Field(min_length=1)
     """The members, in the order they are tried (the first is the primary)."""
@@ -281,6 +292,27 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         return self
 
     # ------------------------------------------------- serialization overrides
+    def _connection_fields(
+        self,
+    ) -> tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """The URL, headers and query of ``settings`` (members given as ids)."""
+        return (
+            self.settings.get("base_url"),
+            self.settings.get("default_headers"),
+            self.settings.get("default_query"),
+        )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr``/``str``, with the credentials in ``settings`` masked.
+
+        Members show their own (masked) ``repr``.
+        """
+        for name, value in super().__repr_args__():
+            if name == "settings" and isinstance(value, dict):
+                yield name, mask_settings(value)
+            else:
+                yield name, value
+
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without the key and without built members (they hold locks).
 
@@ -314,6 +346,12 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         if data["type"] != "constructor":  # pragma: no cover (always serializable)
             return data
         kwargs = data["kwargs"]
+        # Connection settings holding credentials went to the top level as
+        # secret references (``_collect_settings`` moves them back on load).
+        if moved := {"base_url", "default_headers", "default_query"} & set(kwargs):
+            kwargs["settings"] = {
+                k: v for k, v in kwargs.get("settings", {}).items() if k not in moved
+            }
         if self.fallback_on == (is_fallback_error,):
             kwargs.pop("fallback_on", None)
         policy = self.circuit_breaker

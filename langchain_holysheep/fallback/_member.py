@@ -19,6 +19,8 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableBinding
 
+from langchain_holysheep._secrets import mask_url
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 
@@ -89,12 +91,13 @@ def scope(model: BaseChatModel) -> str:
         model: The member.
 
     Returns:
-        Its base URL, else its class's qualified name.
+        Its base URL (credentials masked: the scope shows in health checks and
+        ``repr``), else its class's qualified name.
     """
     for name in ("base_url", "openai_api_base", "api_base", "endpoint"):
         value = getattr(model, name, None)
         if isinstance(value, str) and value:
-            return value
+            return mask_url(value)
     return f"{type(model).__module__}.{type(model).__qualname__}"
 
 

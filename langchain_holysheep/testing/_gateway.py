@@ -10,6 +10,7 @@ it receives as a :class:`RecordedRequest`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -338,6 +339,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self, gateway: OfflineGateway, record: RecordedRequest) -> bool:
         header = record.headers.get("authorization", "")
+        if gateway.basic_auth is not None:
+            pair = ":".join(gateway.basic_auth).encode()
+            if header == f"Basic {base64.b64encode(pair).decode()}":
+                return True
+            self._error(
+                401,
+                "This relay requires HTTP basic auth: put user:password@ in the "
+                "base URL.",
+                "authentication_error",
+                code="invalid_basic_auth",
+            )
+            return False
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -514,6 +527,10 @@ class OfflineGateway:
         host: The interface to listen on.
         api_key: The key required in ``Authorization: Bearer <key>``; ``None``
             accepts any non-empty key (a missing key is always a 401).
+        basic_auth: ``(user, password)`` to play a relay behind HTTP basic
+            auth: requests must carry ``Authorization: Basic`` with exactly
+            these (what a ``base_url`` of ``http://user:password@host/v1``
+            sends) instead of a Bearer key. ``None`` (the default): Bearer.
         models: The model ids served by ``GET /v1/models``.
         strict_models: When true, chat and embeddings requests for a model not
             in ``models`` get a 404 ``model_not_found`` error.
@@ -530,6 +547,7 @@ class OfflineGateway:
         *,
         strict_models: bool = False,
         log_requests: bool = True,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         """Configure the gateway; call :meth:`start` (or use ``with``) to serve.
 
@@ -541,8 +559,11 @@ class OfflineGateway:
                 ``DEFAULT_MODELS``).
             strict_models: Reject unknown models with a 404.
             log_requests: Record requests in :attr:`requests`.
+            basic_auth: Require HTTP basic auth with ``(user, password)``
+                instead of a Bearer key.
         """
         self.host = host
+        self.basic_auth = basic_auth
         self._port = port
         self.api_key = api_key
         self.models: list[str] = list(DEFAULT_MODELS if models is None else models)

@@ -752,6 +752,25 @@ def test_auth(gw):
     assert len(gw.requests) == 6  # rejected requests are logged too
 
 
+def test_basic_auth_plays_a_relay_behind_http_basic_auth(gw):
+    gw.basic_auth = ("alice", "s3cret")
+    assert raw(gw, "GET", "/v1/models", key="a-bearer-key")[0] == 401
+    wrong = base64.b64encode(b"alice:wrong").decode()
+    status, _, body = raw(
+        gw, "GET", "/v1/models", key=None, headers={"Authorization": f"Basic {wrong}"}
+    )
+    assert status == 401
+    assert json.loads(body)["error"]["code"] == "invalid_basic_auth"
+    with openai.OpenAI(
+        base_url=gw.base_url.replace("http://", "http://alice:s3cret@"),
+        api_key="ignored",
+        max_retries=0,
+    ) as client:
+        assert client.chat.completions.create(model="m", messages=USER).choices
+    right = base64.b64encode(b"alice:s3cret").decode()
+    assert gw.last_request.headers["authorization"] == f"Basic {right}"
+
+
 def test_bad_requests(gw):
     status, _, body = raw(gw, "POST", "/v1/nowhere", {"a": 1})
     assert status == 404
