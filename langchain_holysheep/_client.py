@@ -13,6 +13,13 @@ Clients are expensive (a connection pool each) and must not be built per call, s
 Timeouts and retries are *not* part of the key: they are sent per request, so a
 fallback chain's members (retries off) share the primary's pool.
 
+Building a client is also the last gate before anything is sent: a credential
+that is still a masked placeholder (``***``, copied from a ``repr`` or a
+``dumps``) is refused, and the client's credentials are handed to
+:mod:`~langchain_holysheep._log_masking`, so the SDK's own log lines mask them.
+:func:`client_credentials` reads them back from a client when an error needs
+masking.
+
 ``openai`` (and ``_transport``, which needs it) is imported here lazily: importing
 langchain-holysheep stays cheap.
 """
@@ -27,6 +34,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from langchain_holysheep._secrets import credential_values, placeholder_slot
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping
 
@@ -37,6 +46,7 @@ _ClientT = TypeVar("_ClientT", "openai.OpenAI", "openai.AsyncOpenAI")
 __all__ = [
     "ClientConfig",
     "aclose_async_clients",
+    "client_credentials",
     "close_sync_client",
     "get_async_client",
     "get_sync_client",
@@ -102,6 +112,15 @@ class ClientConfig:
             http_client=http_client,
         )
 
+    def credential_values(self) -> tuple[str, ...]:
+        """Every credential of this config, as ``_secrets.credential_values``."""
+        return credential_values(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            headers=self.default_headers,
+            query=self.default_query,
+        )
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``openai.OpenAI``/``openai.AsyncOpenAI``."""
         kwargs: dict[str, Any] = {
@@ -115,6 +134,56 @@ class ClientConfig:
         if self.http_client is not None:
             kwargs["http_client"] = self.http_client
         return kwargs
+
+
+def _checked_kwargs(config: ClientConfig) -> dict[str, Any]:
+    """The client's keyword arguments, once its credentials pass the last gate.
+
+    A masked placeholder is never sent where a credential belongs, and the
+    SDK's loggers learn the credentials they must mask.
+
+    Raises:
+        HolySheepInputError: A credential is a masked placeholder (``***``).
+    """
+    slot = placeholder_slot(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        headers=dict(config.default_headers),
+        query=dict(config.default_query),
+    )
+    if slot is not None:
+        from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
+
+        msg = (
+            f"{slot} is the masked placeholder '***' that repr(), dumps() and "
+            "logs show, not a credential; nothing was sent. Pass the real value "
+            "(a model restored with langchain_core.load needs secrets_map=...)."
+        )
+        raise HolySheepInputError(msg)
+    from langchain_holysheep._log_masking import protect  # noqa: PLC0415
+
+    protect(config.credential_values())
+    return config.client_kwargs()
+
+
+def client_credentials(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[str, ...]:
+    """The credentials an SDK client sends, to mask out of its errors.
+
+    Read from the client's public settings (key, base URL, default headers and
+    query), so it also covers a client built around a user's ``http_client``.
+
+    Args:
+        client: The SDK client.
+
+    Returns:
+        As ``_secrets.credential_values``.
+    """
+    return credential_values(
+        api_key=client.api_key,
+        base_url=str(client.base_url),
+        headers=client.default_headers,
+        query=client.default_query,
+    )
 
 
 def _for_holysheep(client: _ClientT) -> _ClientT:
@@ -157,7 +226,7 @@ def get_sync_client(config: ClientConfig) -> openai.OpenAI:
     with _lock:
         client = _sync_clients.get(config)
         if client is None:
-            kwargs = config.client_kwargs()
+            kwargs = _checked_kwargs(config)
             kwargs.setdefault("http_client", default_sync_http_client())
             client = _for_holysheep(HolySheepOpenAI(**kwargs))
             _sync_clients[config] = client
@@ -241,7 +310,7 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
             default_async_http_client,
         )
 
-        kwargs = config.client_kwargs()
+        kwargs = _checked_kwargs(config)
         kwargs.setdefault("http_client", default_async_http_client())
         client = _for_holysheep(HolySheepAsyncOpenAI(**kwargs))
         entry[0][config] = client

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from langchain_core.messages import (
@@ -37,15 +38,26 @@ from langchain_core.messages.ai import (
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from langchain_holysheep._profiles import (
+    keeps_cache_control,
+    keeps_thought_signatures,
+)
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Container, Mapping, Sequence
+    from collections.abc import Container, Mapping, Sequence
+
+    from langchain_core.messages import content as types
 
     from langchain_holysheep._profiles import Capabilities
-    from langchain_holysheep.errors import HolySheepInputError
+    from langchain_holysheep.errors import (
+        HolySheepInputError,
+        HolySheepUnsupportedInputError,
+    )
 
 __all__ = [
     "PROVIDER",
     "THOUGHT_SIGNATURES",
+    "OnDrop",
     "StreamState",
     "build_request",
     "completion_to_result",
@@ -53,9 +65,14 @@ __all__ = [
     "estimate_message_tokens",
     "estimate_text_tokens",
     "input_error",
+    "json_instead_of_events",
     "message_to_dict",
     "messages_to_dicts",
     "no_token_ids",
+    "says_nothing",
+    "translate_content",
+    "translate_content_chunk",
+    "unsupported_error",
     "usage_to_metadata",
 ]
 
@@ -75,9 +92,9 @@ tool call id (sent back to Gemini models with those calls on the next turn)."""
 _AI_BLOCKS_SENT_ELSEWHERE: Final = frozenset(
     {"tool_call", "tool_call_chunk", "invalid_tool_call", "reasoning", "thinking"}
 )
-_PASSTHROUGH_PART_TYPES: Final = frozenset(
-    {"image_url", "input_audio", "file", "refusal"}
-)
+_PASSTHROUGH_PART_TYPES: Final = frozenset({"image_url", "input_audio", "refusal"})
+_PART_NAMES: Final = {"image_url": "image", "input_audio": "audio", "file": "file"}
+_SHOWN_VALUE: Final = 80  # longer block values (base64 data) are not echoed
 
 
 def input_error(message: str) -> HolySheepInputError:
@@ -97,6 +114,30 @@ def input_error(message: str) -> HolySheepInputError:
     return HolySheepInputError(message)
 
 
+def unsupported_error(
+    message: str, *, model: object, setting: str
+) -> HolySheepUnsupportedInputError:
+    """A ``HolySheepUnsupportedInputError``: ``model`` cannot take ``setting``.
+
+    Like :func:`input_error`, for what one model cannot take but another might
+    (a fallback chain then asks its next member).
+
+    Args:
+        message: What is wrong and how to fix it (names the model).
+        model: The model id.
+        setting: What it cannot take (a parameter name or a content-part type).
+
+    Returns:
+        The error (the caller raises it).
+    """
+    from langchain_holysheep.errors import (  # noqa: PLC0415
+        HolySheepUnsupportedInputError,
+    )
+
+    name = model if isinstance(model, str) else None
+    return HolySheepUnsupportedInputError(message, model=name, setting=setting)
+
+
 def _input_error(message: str) -> NoReturn:
     raise input_error(message)
 
@@ -107,25 +148,104 @@ def _response_error(message: str, body: object) -> NoReturn:
     raise HolySheepResponseError(message, body=body)
 
 
+def _error_payload(data: Mapping[str, Any]) -> NoReturn:
+    """Raise the gateway's error object (sent with a 200) for the error mapper."""
+    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+    error = data.get("error")
+    text = error.get("message") if isinstance(error, dict) else error
+    raise ErrorPayloadError(f"The gateway answered with an error: {text}", body=data)
+
+
+def _is_error_payload(data: Mapping[str, Any]) -> bool:
+    error = data.get("error")
+    return isinstance(error, dict) or (isinstance(error, str) and bool(error))
+
+
 # --------------------------------------------------------------------------- #
 # LangChain messages -> request
 # --------------------------------------------------------------------------- #
 
 
-def _text_part(block: Mapping[str, Any]) -> dict[str, Any]:
+def _text_part(block: Mapping[str, Any], *, cache_control: bool) -> dict[str, Any]:
     part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
-    if "cache_control" in block:  # Claude prompt caching through the gateway
+    if cache_control and "cache_control" in block:  # Claude prompt caching
         part["cache_control"] = block["cache_control"]
     return part
 
 
-def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] | None:
-    """Convert one content block; ``None`` means "not sent in ``content``"."""
+def _file_part(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A LangChain ``file`` block (v1 or v0) as the Chat Completions file part."""
+    if block.get("source_type") == "base64" or "base64" in block:
+        data = block.get("data") if "source_type" in block else block.get("base64")
+        mime_type = block.get("mime_type")
+        if not isinstance(data, str) or not isinstance(mime_type, str):
+            _input_error(
+                "A base64 file block needs its data and a mime_type, e.g. "
+                "{'type': 'file', 'base64': '...', 'mime_type': 'application/pdf', "
+                "'filename': 'report.pdf'}."
+            )
+        extras = block.get("extras") or block.get("metadata") or {}
+        filename = block.get("filename") or extras.get("filename")
+        if not isinstance(filename, str) or not filename:
+            _input_error(
+                "A base64 file block needs a filename (the API asks for one with "
+                "file_data): add 'filename': 'report.pdf' to the block."
+            )
+        return {
+            "type": "file",
+            "file": {
+                "file_data": f"data:{mime_type};base64,{data}",
+                "filename": filename,
+            },
+        }
+    file_id = block.get("id") if block.get("source_type") == "id" else None
+    file_id = block.get("file_id", file_id)
+    if isinstance(file_id, str) and file_id:
+        return {"type": "file", "file": {"file_id": file_id}}
+    if "url" in block or block.get("source_type") == "url":
+        _input_error(
+            "Chat Completions cannot fetch a file from a URL: download it and send "
+            "it as base64 (with mime_type and filename), or upload it and pass "
+            "its file_id."
+        )
+    _input_error(
+        "A file block needs base64 data (with mime_type and filename) or a "
+        f"file_id. Block: {_block_summary(block)}"
+    )
+
+
+def _block_summary(block: Mapping[str, Any]) -> str:
+    """The block's keys and short values (base64 data is not echoed in full)."""
+    return repr(
+        {k: v if len(repr(v)) < _SHOWN_VALUE else "..." for k, v in block.items()}
+    )
+
+
+def _content_part(
+    block: str | Mapping[str, Any], role: str, *, cache_control: bool = True
+) -> dict[str, Any] | None:
+    """Convert one content block; ``None`` means "not sent in ``content``".
+
+    ``cache_control=False`` strips prompt-caching hints (for non-Claude models).
+    """
     if isinstance(block, str):
         return {"type": "text", "text": block}
     kind = block.get("type")
     if kind == "text":
-        return _text_part(block)
+        return _text_part(block, cache_control=cache_control)
+    if role == "assistant" and kind in _AI_BLOCKS_SENT_ELSEWHERE:
+        return None
+    part = _media_part(kind, block, role)
+    if not cache_control:
+        part.pop("cache_control", None)
+    elif "cache_control" in block:
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _media_part(kind: object, block: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """A non-text block as its wire part (a fresh dict), or an input error."""
     if kind == "image_url":
         url = block.get("image_url")
         return (
@@ -133,9 +253,13 @@ def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] |
             if isinstance(url, str)
             else dict(block)
         )
-    if kind in _PASSTHROUGH_PART_TYPES:
+    if kind in _PASSTHROUGH_PART_TYPES or (
+        kind == "file" and isinstance(block.get("file"), dict)  # already wire form
+    ):
         return dict(block)
-    if kind in {"image", "file", "audio"}:
+    if kind == "file":
+        return _file_part(block)
+    if kind in {"image", "audio"}:
         from langchain_core.messages.block_translators.openai import (  # noqa: PLC0415
             convert_to_openai_data_block,
         )
@@ -143,19 +267,26 @@ def _content_part(block: str | Mapping[str, Any], role: str) -> dict[str, Any] |
         try:
             return convert_to_openai_data_block(dict(block))
         except (KeyError, ValueError) as error:
-            _input_error(f"Cannot send this {kind} block: {error}. Block: {block!r}")
-    if role == "assistant" and kind in _AI_BLOCKS_SENT_ELSEWHERE:
-        return None
+            _input_error(
+                f"Cannot send this {kind} block: {error}. "
+                f"Block: {_block_summary(block)}"
+            )
     _input_error(
         f"Content block type {kind!r} cannot be sent in a {role} message. "
         "Use text, image_url, or LangChain image/file/audio blocks."
     )
 
 
-def _content(content: str | list[str | dict[str, Any]], role: str) -> Any:
+def _content(
+    content: str | list[str | dict[str, Any]], role: str, *, cache_control: bool
+) -> Any:
     if isinstance(content, str):
         return content
-    parts = [p for b in content if (p := _content_part(b, role)) is not None]
+    parts = [
+        p
+        for b in content
+        if (p := _content_part(b, role, cache_control=cache_control)) is not None
+    ]
     if role in {"assistant", "tool", "system"} and all(
         p.get("type") == "text" and "cache_control" not in p for p in parts
     ):
@@ -181,11 +312,15 @@ def _invalid_tool_call_dict(call: InvalidToolCall) -> dict[str, Any]:
 
 
 def _assistant_dict(
-    message: AIMessage, *, echo_reasoning: bool, echo_thought_signatures: bool
+    message: AIMessage,
+    *,
+    echo_reasoning: bool,
+    cache_control: bool,
+    echo_thought_signatures: bool,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "role": "assistant",
-        "content": _content(message.content, "assistant"),
+        "content": _content(message.content, "assistant", cache_control=cache_control),
     }
     calls = [_tool_call_dict(c) for c in message.tool_calls]
     calls += [_invalid_tool_call_dict(c) for c in message.invalid_tool_calls]
@@ -246,6 +381,7 @@ def message_to_dict(
     message: BaseMessage,
     *,
     echo_reasoning: bool = False,
+    cache_control: bool = True,
     echo_thought_signatures: bool = False,
 ) -> dict[str, Any]:
     """Convert one LangChain message to a Chat Completions message.
@@ -254,6 +390,8 @@ def message_to_dict(
         message: The message.
         echo_reasoning: Send an assistant turn's ``reasoning_content`` back (some
             thinking models require it on the next turn; others reject it).
+        cache_control: Keep ``cache_control`` hints on content parts (Claude
+            prompt caching); ``False`` strips them.
         echo_thought_signatures: Send an assistant turn's Gemini thought
             signatures back on its tool calls (``extra_content.google``); for
             other models they are dropped.
@@ -265,25 +403,36 @@ def message_to_dict(
         HolySheepInputError: If the message type or a content block cannot be sent.
     """
     result: dict[str, Any]
+    keep = cache_control
     if isinstance(message, HumanMessage):
-        result = {"role": "user", "content": _content(message.content, "user")}
+        result = {
+            "role": "user",
+            "content": _content(message.content, "user", cache_control=keep),
+        }
     elif isinstance(message, AIMessage):
         result = _assistant_dict(
             message,
             echo_reasoning=echo_reasoning,
+            cache_control=keep,
             echo_thought_signatures=echo_thought_signatures,
         )
     elif isinstance(message, SystemMessage):
         role = message.additional_kwargs.get("__openai_role__", "system")
-        result = {"role": role, "content": _content(message.content, "system")}
+        result = {
+            "role": role,
+            "content": _content(message.content, "system", cache_control=keep),
+        }
     elif isinstance(message, ToolMessage):
         result = {
             "role": "tool",
             "tool_call_id": message.tool_call_id,
-            "content": _content(message.content, "tool"),
+            "content": _content(message.content, "tool", cache_control=keep),
         }
     elif isinstance(message, ChatMessage):
-        result = {"role": message.role, "content": _content(message.content, "user")}
+        result = {
+            "role": message.role,
+            "content": _content(message.content, "user", cache_control=keep),
+        }
     elif isinstance(message, FunctionMessage):
         result = {"role": "function", "name": message.name, "content": message.text}
     else:
@@ -341,6 +490,7 @@ def messages_to_dicts(
     *,
     echo_reasoning: bool = False,
     short_tool_call_ids: bool = False,
+    cache_control: bool = True,
     echo_thought_signatures: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert a conversation, refusing an empty one.
@@ -351,6 +501,7 @@ def messages_to_dicts(
         echo_thought_signatures: See :func:`message_to_dict`.
         short_tool_call_ids: Send tool call ids as :func:`short_tool_call_id`
             makes them (for models that accept 9-character ids only).
+        cache_control: See :func:`message_to_dict`.
 
     Returns:
         The wire-format messages.
@@ -364,6 +515,7 @@ def messages_to_dicts(
         message_to_dict(
             m,
             echo_reasoning=echo_reasoning,
+            cache_control=cache_control,
             echo_thought_signatures=echo_thought_signatures,
         )
         for m in messages
@@ -402,6 +554,10 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     return text.encode()
 
 
+OnDrop = Callable[[str, str, str], None]
+"""Told ``(model, setting, reason)`` when a fallback member drops a setting."""
+
+
 def build_request(
     params: Mapping[str, Any],
     call_kwargs: dict[str, Any],
@@ -413,12 +569,22 @@ def build_request(
     extra_body: Mapping[str, Any] | None = None,
     stream_usage: bool = True,
     no_stream_options: Container[str] = (),
+    on_drop: OnDrop | None = None,
 ) -> dict[str, Any]:
     """Build a chat request body and check it against the model's rules.
 
     The body is the model's parameters, then the per-call ones, then the
     conversation, then ``extra_body`` (the model's, then the call's), so a
     per-call value wins and ``extra_body`` has the last word.
+
+    The model's rules (its row in the capability table; an unknown model has
+    none): reasoning is echoed or stripped, tool call ids are shortened,
+    ``cache_control`` hints are kept for Claude only, and what the model cannot
+    take is refused. Two settings can be left out without changing what is
+    asked (``top_p`` next to ``temperature`` for a model that takes one of
+    them, ``parallel_tool_calls`` for a model without it): with ``on_drop``
+    (a fallback chain's member) they are removed and reported to it; without
+    (a bare model) they are refused like the rest.
 
     Args:
         params: The model's own request parameters (``"model"`` included).
@@ -427,9 +593,7 @@ def build_request(
         messages: The conversation.
         capabilities: Looks a model id up in the capability table (see
             :func:`~langchain_holysheep._profiles.get_capabilities`); the
-            body's model (a per-call one wins) decides whether reasoning is
-            echoed, tool call ids are shortened, and ``temperature`` may go
-            with ``top_p``.
+            body's model (a per-call one wins) decides the rules.
         stream: Build a streaming request (``stream`` and, with
             ``stream_usage``, ``stream_options.include_usage``).
         stop: Stop sequences of the call (they replace the model's).
@@ -437,14 +601,19 @@ def build_request(
         stream_usage: The model's default for asking a stream for its usage.
         no_stream_options: Model ids whose gateway rejected ``stream_options``
             (never sent to them again).
+        on_drop: Drop the droppable settings the model cannot take, and call
+            this with ``(model, setting, reason)`` for each (``None``: refuse).
 
     Returns:
         The JSON body, ready for :func:`encode_body`.
 
     Raises:
         HolySheepInputError: Before anything is sent: ``n > 1`` on a stream,
-            both ``temperature`` and ``top_p`` for a model that takes only
-            one, or a message that cannot be sent.
+            or a message that cannot be sent.
+        HolySheepUnsupportedInputError: Before anything is sent, for what the
+            model cannot take: an image, audio or file part it does not
+            accept, or (without ``on_drop``) both ``temperature`` and
+            ``top_p``, or ``parallel_tool_calls``.
     """
     extra = {**(extra_body or {}), **(call_kwargs.pop("extra_body", None) or {})}
     stream_usage = call_kwargs.pop("stream_usage", stream_usage)
@@ -458,25 +627,92 @@ def build_request(
         body["stream"] = True
         if stream_usage and body["model"] not in no_stream_options:
             body["stream_options"] = {"include_usage": True}
-    # The model's own rules; an unknown model has none (sent as asked).
-    known = capabilities(body["model"])
+    model = body["model"]
+    known = capabilities(model)
     body["messages"] = messages_to_dicts(
         messages,
         echo_reasoning=known is not None and known.echo_reasoning,
         short_tool_call_ids=known is not None and known.short_tool_call_ids,
-        echo_thought_signatures=known is not None and known.thought_signatures,
+        cache_control=keeps_cache_control(model, known),
+        echo_thought_signatures=keeps_thought_signatures(model, known),
     )
     body.update(extra)
-    if (
-        known is not None
-        and known.one_sampling_parameter
-        and None not in (body.get("temperature"), body.get("top_p"))
-    ):
-        _input_error(
-            f"{body['model']} does not accept temperature and top_p in the same "
-            "request (its API answers 400). Set only one of them."
-        )
+    if known is not None:
+        _apply_rules(body, known, on_drop)
     return body
+
+
+def _apply_rules(
+    body: dict[str, Any], known: Capabilities, on_drop: OnDrop | None
+) -> None:
+    """Refuse (or, with ``on_drop``, drop) what the model cannot take."""
+    model = body["model"]
+    for setting, refusal, reason in _droppable(body, known):
+        if on_drop is None:
+            raise unsupported_error(refusal, model=model, setting=setting)
+        del body[setting]
+        on_drop(model, setting, reason)
+    if known.refused_parts:
+        _refuse_parts(body["messages"], known.refused_parts, model)
+
+
+def _droppable(
+    body: Mapping[str, Any], known: Capabilities
+) -> list[tuple[str, str, str]]:
+    """The settings in ``body`` the model cannot take but can do without.
+
+    Each as ``(setting, refusal for a bare model, reason for a member)``.
+    """
+    model = body["model"]
+    found = []
+    if known.one_sampling_parameter and None not in (
+        body.get("temperature"),
+        body.get("top_p"),
+    ):
+        found.append(
+            (
+                "top_p",
+                (
+                    f"{model} does not accept temperature and top_p in the same "
+                    "request (its API answers 400). Set only one of them."
+                ),
+                "it takes temperature or top_p, not both",
+            )
+        )
+    if not known.parallel_tool_calls and body.get("parallel_tool_calls") is not None:
+        found.append(
+            (
+                "parallel_tool_calls",
+                (
+                    f"Model {model!r} does not accept parallel_tool_calls; leave "
+                    "it unset (tool results can still be handled one by one)."
+                ),
+                "its API does not take the parameter",
+            )
+        )
+    return found
+
+
+def _refuse_parts(
+    wire_messages: list[dict[str, Any]], refused: Container[str], model: str
+) -> None:
+    """Raise on the first content part of a type the model cannot take."""
+    for position, message in enumerate(wire_messages, start=1):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type")
+            if kind in refused:
+                what = _PART_NAMES[kind]
+                raise unsupported_error(
+                    f"Model {model!r} cannot take {what} input (message "
+                    f"{position}, role {message.get('role')!r}, has a {kind!r} "
+                    f"part), so nothing was sent. Remove the {what}, or send it "
+                    f"to a model that takes {what}s (see each model's profile).",
+                    model=model,
+                    setting=kind,
+                )
 
 
 # --------------------------------------------------------------------------- #
@@ -740,7 +976,7 @@ def _choice_to_generation(
 
 
 def completion_to_result(
-    data: object, requested_model: str | None = None
+    data: object, requested_model: str | None = None, *, allow_empty: bool = False
 ) -> ChatResult:
     """Convert a parsed ``chat.completion`` body to a ``ChatResult``.
 
@@ -748,13 +984,19 @@ def completion_to_result(
         data: The decoded JSON body (anything: it is validated here).
         requested_model: The model id that was asked for: the ``model_name``
             when the body names no model (some gateways leave it out).
+        allow_empty: Return an answer that says nothing (see
+            :func:`says_nothing`) instead of raising.
 
     Returns:
         One generation per choice, with usage and response metadata.
 
     Raises:
         HolySheepResponseError: If the body is not a chat completion (an HTML
-            page, plain text, no ``choices``, ...).
+            page, plain text, no ``choices``, ...). A body that is an error
+            object (``{"error": {...}}``) raises the error it stands for once
+            :func:`~langchain_holysheep.errors.translate_errors` maps it.
+        HolySheepEmptyAnswerError: A choice has no text, no tool call and no
+            refusal, unless ``allow_empty``.
     """
     if not isinstance(data, dict):
         snippet = str(data)[:200]
@@ -765,10 +1007,19 @@ def completion_to_result(
         )
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
+        if _is_error_payload(data):
+            _error_payload(data)
         _response_error("The gateway returned a chat completion with no choices.", data)
     usage = data.get("usage")
     base_metadata = _response_metadata(data, usage, requested_model)
     generations = [_choice_to_generation(c, base_metadata, usage) for c in choices]
+    if not allow_empty:
+        for generation in generations:
+            message = generation.message
+            if isinstance(message, AIMessage) and says_nothing(message):
+                raise _empty_answer(
+                    message.response_metadata.get("finish_reason"), message
+                )
     llm_output = {
         "token_usage": usage,
         "model_name": base_metadata["model_name"],
@@ -776,6 +1027,74 @@ def completion_to_result(
         "id": data.get("id"),
     }
     return ChatResult(generations=generations, llm_output=llm_output)
+
+
+def says_nothing(message: AIMessage) -> bool:
+    """Whether an answer has no text, no tool call and no refusal.
+
+    Whitespace is no text. A ``content_filter`` finish counts as a refusal (the
+    provider withheld the answer; see :func:`translate_content`).
+
+    Args:
+        message: A whole answer.
+
+    Returns:
+        ``True`` for an empty answer.
+    """
+    content = message.content
+    if isinstance(content, str):
+        if content and not content.isspace():
+            return False
+    elif message.text.strip():
+        return False
+    return not (
+        message.tool_calls
+        or message.invalid_tool_calls
+        or message.additional_kwargs.get("refusal")
+        or message.response_metadata.get("finish_reason") == "content_filter"
+    )
+
+
+def _empty_answer(finish_reason: object, response: AIMessage | None) -> Exception:
+    from langchain_holysheep.errors import HolySheepEmptyAnswerError  # noqa: PLC0415
+
+    if finish_reason == "length":
+        why = (
+            "finish_reason 'length': it used up max_tokens before answering, "
+            "perhaps while reasoning; raise max_tokens"
+        )
+    else:
+        why = (
+            f"finish_reason {finish_reason!r}; usually a passing fault upstream: "
+            "retry, or let a fallback chain ask another model"
+        )
+    msg = (
+        f"The model answered with no text, no tool call and no refusal ({why}). "
+        "Set allow_empty_answer=True to get the empty message instead."
+    )
+    return HolySheepEmptyAnswerError(
+        msg, finish_reason=finish_reason, response=response
+    )
+
+
+def json_instead_of_events(data: object) -> NoReturn:
+    """Raise for a streaming request answered with a JSON body, not events.
+
+    Args:
+        data: The decoded body.
+
+    Raises:
+        HolySheepResponseError: Always: an error object is raised as the error
+            it stands for (once mapped); anything else says what came back.
+    """
+    if isinstance(data, dict) and _is_error_payload(data):
+        _error_payload(data)
+    _response_error(
+        "The gateway answered a streaming request with a JSON body instead of an "
+        f"event stream: {str(data)[:200]!r}. Use invoke(), or check that the "
+        "gateway supports streaming.",
+        data,
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -849,6 +1168,7 @@ class StreamState:
         "id",
         "logprobs",
         "model_name",
+        "refused",
         "requested_model",
         "system_fingerprint",
         "text_parts",
@@ -872,6 +1192,7 @@ class StreamState:
         self.logprobs: list[Any] = []
         self.text_parts: list[str] = []
         self.tool_indexer = _ToolCallIndexer()
+        self.refused = False
 
     def partial_text(self) -> str:
         """The content streamed so far (for errors that keep ``partial_text``)."""
@@ -930,6 +1251,7 @@ class StreamState:
             fields["additional_kwargs"] = {"reasoning_content": reasoning}
         if refusal and isinstance(refusal, str):
             fields.setdefault("additional_kwargs", {})["refusal"] = refusal
+            self.refused = True
         if details:
             fields.setdefault("additional_kwargs", {})["reasoning_details"] = details
         if raw_calls:
@@ -968,11 +1290,28 @@ class StreamState:
         """Whether the stream reported how it finished (a finish reason)."""
         return self.finish_reason is not None
 
-    def last_chunk(self, request: Any) -> ChatGenerationChunk:
+    @property
+    def said_nothing(self) -> bool:
+        """Whether the stream had no text, no tool call and no refusal.
+
+        As :func:`says_nothing` decides for a whole answer (read at the end, so
+        no chunk pays for it).
+        """
+        return not (
+            any(not part.isspace() for part in self.text_parts)
+            or self.tool_indexer.next
+            or self.refused
+            or self.finish_reason == "content_filter"
+        )
+
+    def last_chunk(
+        self, request: Any, *, allow_empty: bool = False
+    ) -> ChatGenerationChunk:
         """:meth:`finish` a stream the model completed; report one that was cut.
 
         Args:
             request: The stream's HTTP request (the error carries it).
+            allow_empty: Finish a stream that said nothing instead of raising.
 
         Returns:
             The final chunk (see :meth:`finish`).
@@ -980,6 +1319,8 @@ class StreamState:
         Raises:
             HolySheepTruncatedStreamError: No ``finish_reason`` arrived; the
                 text received so far is on the error as ``partial_text``.
+            HolySheepEmptyAnswerError: The stream said nothing (see
+                :attr:`said_nothing`), unless ``allow_empty``.
         """
         if not self.complete:
             from langchain_holysheep.errors import (  # noqa: PLC0415
@@ -992,6 +1333,8 @@ class StreamState:
                 "in error.partial_text. Retry the request."
             )
             raise HolySheepTruncatedStreamError(msg, request, body=None)
+        if not allow_empty and self.said_nothing:
+            raise _empty_answer(self.finish_reason, None)
         return self.finish()
 
     def finish(self) -> ChatGenerationChunk:
@@ -1022,3 +1365,126 @@ class StreamState:
             ),
             generation_info=generation_info,
         )
+
+
+# --------------------------------------------------------------------------- #
+# Standard content blocks (``message.content_blocks``, ``output_version="v1"``)
+# --------------------------------------------------------------------------- #
+
+
+def _refusal_blocks(message: BaseMessage) -> list[types.ContentBlock]:
+    refusal = message.additional_kwargs.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        return [{"type": "refusal", "refusal": refusal}]
+    if message.response_metadata.get("finish_reason") == "content_filter":
+        return [
+            {"type": "refusal", "refusal": "", "extras": {"category": "content_filter"}}
+        ]
+    return []
+
+
+def _leading_blocks(message: BaseMessage) -> list[types.ContentBlock]:
+    """The reasoning and text blocks of a message with string content."""
+    if not isinstance(message.content, str):
+        # Content that is already a list of blocks: core's best-effort parsing.
+        raise NotImplementedError
+    blocks: list[types.ContentBlock] = []
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        blocks.append({"type": "reasoning", "reasoning": reasoning})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
+def _call_blocks(
+    calls: Sequence[ToolCall], invalid: Sequence[InvalidToolCall]
+) -> list[types.ContentBlock]:
+    blocks: list[types.ContentBlock] = [
+        {"type": "tool_call", "name": c["name"], "args": c["args"], "id": c.get("id")}
+        for c in calls
+    ]
+    blocks.extend(
+        {
+            "type": "invalid_tool_call",
+            "name": c.get("name"),
+            "args": c.get("args"),
+            "id": c.get("id"),
+            "error": c.get("error"),
+        }
+        for c in invalid
+    )
+    return blocks
+
+
+def translate_content(message: AIMessage) -> list[types.ContentBlock]:
+    """The standard content blocks of an answer from the gateway.
+
+    Registered for the ``holysheep`` provider, so ``message.content_blocks``
+    and ``output_version="v1"`` use it: reasoning, text, tool calls (valid and
+    invalid), then a ``refusal`` block for ``message.refusal`` (or a
+    ``content_filter`` finish, with ``extras.category``), which langchain's
+    ``ModelRefusalMiddleware`` looks for.
+
+    Args:
+        message: An answer whose ``content`` is a string (list content is left
+            to langchain-core's best-effort parsing).
+
+    Returns:
+        The blocks, in that order.
+
+    Raises:
+        NotImplementedError: The content is already a list (core falls back).
+    """
+    blocks = _leading_blocks(message)
+    blocks += _call_blocks(message.tool_calls, message.invalid_tool_calls)
+    return blocks + _refusal_blocks(message)
+
+
+def translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
+    """The standard content blocks of a streamed chunk (see :func:`translate_content`).
+
+    Tool calls are ``tool_call_chunk`` blocks until the chunk is the aggregate
+    of a whole stream (``chunk_position="last"``).
+
+    Args:
+        message: A chunk with string content.
+
+    Returns:
+        The blocks.
+
+    Raises:
+        NotImplementedError: The content is already a list (core falls back).
+    """
+    blocks = _leading_blocks(message)
+    if message.chunk_position == "last":
+        blocks += _call_blocks(message.tool_calls, message.invalid_tool_calls)
+    else:
+        for piece in message.tool_call_chunks:
+            block: types.ToolCallChunk = {
+                "type": "tool_call_chunk",
+                "id": piece.get("id"),
+                "name": piece.get("name"),
+                "args": piece.get("args"),
+            }
+            if (index := piece.get("index")) is not None:
+                block["index"] = index
+            blocks.append(block)
+    return blocks + _refusal_blocks(message)
+
+
+def _register_translator() -> None:
+    """Register the block translator, as langchain-core's own providers do.
+
+    Runs once, when this module is first imported (by the chat model): the
+    registry is already loaded by then, so ``import langchain_holysheep`` stays
+    as cheap as before.
+    """
+    from langchain_core.messages.block_translators import (  # noqa: PLC0415
+        register_translator,
+    )
+
+    register_translator(PROVIDER, translate_content, translate_content_chunk)
+
+
+_register_translator()

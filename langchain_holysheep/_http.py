@@ -4,7 +4,8 @@ Every function sends one request through an SDK client with ``cast_to=object``
 (the hot path skips the SDK's typed response models), inside
 :func:`~langchain_holysheep.errors.translate_errors`, so whatever the SDK raises
 leaves as a :class:`~langchain_holysheep.errors.HolySheepError` with the
-client's key masked out. A request body is encoded once, by
+client's credentials (key, URL userinfo, credential headers and query) masked
+out. A request body is encoded once, by
 :func:`~langchain_holysheep._convert.encode_body`. The caller's ``parse`` reads
 the decoded response inside the same translation, so an error about a bad
 response masks a key the gateway echoed, like any other.
@@ -20,6 +21,10 @@ retries at it), each wait for a stream event too, and the translation turns a
 timeout past it into a ``HolySheepTotalTimeoutError``. Without one (the usual
 case), nothing of this runs.
 
+Two things only the sender knows are added here: where the request went, on an
+error object a gateway sent with status 200 (so the mapped error carries it),
+and whether a streaming request was answered with a JSON body instead of
+events (read, then judged by ``_convert.json_instead_of_events``).
 This module imports ``openai`` and the error tree only when a request is made.
 """
 
@@ -27,12 +32,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from langchain_holysheep._convert import encode_body
+from langchain_holysheep._client import client_credentials
+from langchain_holysheep._convert import encode_body, json_instead_of_events
 from langchain_holysheep._deadline import Deadline, within
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from contextlib import AbstractContextManager
 
+    import httpx2
     import openai
 
 __all__ = [
@@ -47,6 +55,19 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+
+def _translated(
+    client: openai.OpenAI | openai.AsyncOpenAI, deadline: Deadline | None = None
+) -> AbstractContextManager[None]:
+    """``translate_errors`` masking what ``client`` sends (read only on an error)."""
+    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
+
+    return translate_errors(
+        client.api_key,
+        credentials=lambda: client_credentials(client),
+        deadline=deadline,
+    )
 
 
 def post_json(
@@ -75,14 +96,12 @@ def post_json(
     Raises:
         HolySheepError: The request or ``parse`` failed.
     """
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key, deadline=deadline):
+    with _translated(client, deadline):
         with within(deadline):
             data = client.post(
                 path, content=encode_body(body), cast_to=object, options=options
             )
-        return parse(data)
+        return _parse(parse, data, client, path)
 
 
 async def apost_json(
@@ -95,14 +114,12 @@ async def apost_json(
     deadline: Deadline | None = None,
 ) -> _T:
     """Async :func:`post_json`, through an async client."""
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key, deadline=deadline):
+    with _translated(client, deadline):
         with within(deadline):
             data = await client.post(
                 path, content=encode_body(body), cast_to=object, options=options
             )
-        return parse(data)
+        return _parse(parse, data, client, path)
 
 
 def get_json(
@@ -115,9 +132,7 @@ def get_json(
 
     As :func:`post_json`, without a body (the catalog's ``/models``).
     """
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         return parse(client.get(path, cast_to=object, options=options))
 
 
@@ -128,9 +143,7 @@ async def aget_json(
     parse: Callable[[Any], _T],
 ) -> _T:
     """Async :func:`get_json`, through an async client."""
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key):
+    with _translated(client):
         return parse(await client.get(path, cast_to=object, options=options))
 
 
@@ -163,10 +176,8 @@ def open_sse(
     """
     import openai  # noqa: PLC0415
 
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key, deadline=deadline), within(deadline):
-        return client.post(
+    with _translated(client, deadline), within(deadline):
+        stream = client.post(
             path,
             content=encode_body(body),
             cast_to=object,
@@ -174,6 +185,10 @@ def open_sse(
             stream=True,
             stream_cls=openai.Stream[object],
         )
+        response = stream.response
+        if _is_json(response):
+            _refuse_json(response.read(), response.request)
+        return stream
 
 
 async def aopen_sse(
@@ -187,10 +202,8 @@ async def aopen_sse(
     """Async :func:`open_sse`, through an async client (``await stream.close()``)."""
     import openai  # noqa: PLC0415
 
-    from langchain_holysheep.errors import translate_errors  # noqa: PLC0415
-
-    with translate_errors(client.api_key, deadline=deadline), within(deadline):
-        return await client.post(
+    with _translated(client, deadline), within(deadline):
+        stream = await client.post(
             path,
             content=encode_body(body),
             cast_to=object,
@@ -198,6 +211,10 @@ async def aopen_sse(
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
+        response = stream.response
+        if _is_json(response):
+            _refuse_json(await response.aread(), response.request)
+        return stream
 
 
 def stream_events(
@@ -262,3 +279,50 @@ async def _aevents_within(
             except StopAsyncIteration:
                 return
         yield event
+
+
+def _parse(
+    parse: Callable[[Any], _T],
+    data: object,
+    client: openai.OpenAI | openai.AsyncOpenAI,
+    path: str,
+) -> _T:
+    """``parse(data)``; an error object sent with a 200 learns where it was sent."""
+    try:
+        return parse(data)
+    except Exception as error:
+        # Imported only on the error path: the hot path pays nothing here.
+        import httpx2  # noqa: PLC0415
+
+        from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+        if isinstance(error, ErrorPayloadError):
+            url = client.base_url.join(path.lstrip("/"))
+            error.request = httpx2.Request("POST", url)
+        raise
+
+
+def _is_json(response: httpx2.Response) -> bool:
+    """Whether a streaming request was answered with JSON rather than events."""
+    return "json" in response.headers.get("content-type", "")
+
+
+def _refuse_json(content: bytes, request: httpx2.Request) -> None:
+    """Raise for a JSON answer to a streaming request (an error object, mostly).
+
+    A body that does not decode is left alone: it is read as events (the
+    response keeps what was read), for gateways that label events as JSON.
+    """
+    import json  # noqa: PLC0415
+
+    from langchain_holysheep.errors import ErrorPayloadError  # noqa: PLC0415
+
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return
+    try:
+        json_instead_of_events(data)
+    except ErrorPayloadError as payload:
+        payload.request = request
+        raise

@@ -41,6 +41,7 @@ from langchain_holysheep._http import (
     stream_events,
 )
 from langchain_holysheep._profiles import get_capabilities
+from langchain_holysheep._secrets import mask_url
 from langchain_holysheep._settings import (
     DEFAULT_BASE_URL,
     GatewaySettings,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
     from pydantic import BaseModel
 
+    from langchain_holysheep._convert import OnDrop
     from langchain_holysheep.errors import HolySheepError
     from langchain_holysheep.fallback import ChatHolySheepFallback
 
@@ -161,13 +163,15 @@ def _signature_computed_once(method: _F) -> _F:
     return method
 
 
-def _timed_result(data: object, model: str) -> tuple[float, ChatResult]:
+def _timed_result(
+    data: object, model: str, *, allow_empty: bool = False
+) -> tuple[float, ChatResult]:
     """When the response arrived, then its parsed result (``model``: the id asked).
 
     ``post_json`` calls it inside the error translation, so a response error
     is masked like any other.
     """
-    return perf_counter(), completion_to_result(data, model)
+    return perf_counter(), completion_to_result(data, model, allow_empty=allow_empty)
 
 
 def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool:
@@ -342,6 +346,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Every failure is a ``langchain_holysheep.errors.HolySheepError`` (a
         langchain-core ``ModelError``) and, where the SDK could raise it, the
         matching ``openai`` error too. See ``docs/chat.md`` for the table.
+        Nothing passes silently: an answer with no text, no tool call and no
+        refusal raises the retryable ``HolySheepEmptyAnswerError`` (unless
+        ``allow_empty_answer=True``), an error object sent with a 200 raises
+        the error its code stands for, and a refusal is a standard ``refusal``
+        block in ``message.content_blocks``.
 
     All other methods are private or match ``BaseChatModel``.
     """
@@ -391,8 +400,15 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     """Check the model id against the gateway's catalog (``GET /v1/models``,
     cached) on first use, and raise ``HolySheepModelNotFoundError`` with close
     suggestions before sending a chat request for an unknown id."""
+    allow_empty_answer: bool = False
+    """Return an answer with no text, no tool call and no refusal (``''``)
+    instead of raising ``HolySheepEmptyAnswerError`` (retryable, so a fallback
+    chain asks the next model), streamed or not."""
 
     _validated_models: set[str] = PrivateAttr(default_factory=set)
+    _on_drop: OnDrop | None = PrivateAttr(default=None)
+    """Set on a fallback chain's copy of a member: settings the model cannot
+    take but can do without are dropped and reported here, not refused."""
 
     # ----------------------------------------------------------- validation
     @model_validator(mode="before")
@@ -445,13 +461,20 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        """Everything that changes the output (used as the cache key)."""
-        return {
+        """Everything that changes the output (used as the cache key).
+
+        Callbacks and traces receive these as invocation params, so the URL's
+        credentials are masked.
+        """
+        params = {
             **self._default_params,
-            "base_url": self.base_url,
+            "base_url": mask_url(self.base_url),
             "extra_body": self.extra_body,
             "stream_usage": self.stream_usage,
         }
+        if self.allow_empty_answer:  # a cached '' must not reach a strict model
+            params["allow_empty_answer"] = True
+        return params
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
         """The LLM-cache key, without a call's time bounds (they change no answer).
@@ -600,6 +623,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 strict=strict,
                 parallel_tool_calls=parallel_tool_calls,
                 response_format=response_format,
+                adapt=self._on_drop is not None,
             )
         )
         return self.bind(**kwargs)
@@ -642,9 +666,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 ``strict`` with ``json_mode``.
 
         The runnable raises ``langchain_core.exceptions.ModelRefusalError`` when
-        the model refuses, and ``OutputParserException`` when the answer has no
-        tool call or is not valid JSON (never a silent ``None``); with
-        ``include_raw=True`` both go to ``parsing_error``.
+        the model refuses, ``HolySheepIncompleteOutputError`` when the answer
+        was cut off (``finish_reason: "length"``, or JSON that ends early:
+        never a partial value), and ``HolySheepStructuredOutputError`` (an
+        ``OutputParserException``) when it has no tool call or is not valid
+        JSON (never a silent ``None``); with ``include_raw=True`` these go to
+        ``parsing_error``.
         """
         from langchain_holysheep._structured import (  # noqa: PLC0415
             structured_output,
@@ -683,7 +710,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 _CHAT_PATH,
                 body,
                 options,
-                lambda data: _timed_result(data, model),
+                self._parser(model),
                 deadline=deadline,
             )
         except Exception as error:
@@ -714,7 +741,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 _CHAT_PATH,
                 body,
                 options,
-                lambda data: _timed_result(data, model),
+                self._parser(model),
                 deadline=deadline,
             )
         except Exception as error:
@@ -754,7 +781,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            final = state.last_chunk(stream.response.request)
+            final = state.last_chunk(
+                stream.response.request, allow_empty=self.allow_empty_answer
+            )
             _add_call_metadata([final], body["model"], start, first, perf_counter())
             yield final
 
@@ -794,7 +823,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                         if run_manager:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
-                final = state.last_chunk(stream.response.request)
+                final = state.last_chunk(
+                    stream.response.request, allow_empty=self.allow_empty_answer
+                )
                 _add_call_metadata([final], body["model"], start, first, perf_counter())
                 yield final
         finally:
@@ -855,6 +886,14 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             total = self.total_timeout
         return self._request_options(timeout, total), total
 
+    def _parser(self, model: str) -> Callable[[object], tuple[float, ChatResult]]:
+        """How a completion for ``model`` is read.
+
+        An answer that says nothing raises, unless ``allow_empty_answer``.
+        """
+        allow_empty = self.allow_empty_answer
+        return lambda data: _timed_result(data, model, allow_empty=allow_empty)
+
     def _request_body(
         self,
         messages: list[BaseMessage],
@@ -874,6 +913,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             extra_body=self.extra_body,
             stream_usage=self.stream_usage,
             no_stream_options=_STREAM_OPTIONS_REJECTED.get(self.base_url, ()),
+            on_drop=self._on_drop,
         )
 
     def _retry_without_stream_options(

@@ -37,6 +37,7 @@ from langchain_holysheep.errors import (
     HolySheepResponseRejectedError,
     HolySheepTimeoutError,
     HolySheepTotalTimeoutError,
+    HolySheepUnsupportedInputError,
     mask_secrets,
 )
 from langchain_holysheep.fallback._policy import (
@@ -201,12 +202,23 @@ class Walk:
     def failed(self, error: Exception) -> bool:
         """Account for ``error``: count it, and say whether it triggers a fallback.
 
+        Input this member's model cannot take (a
+        ``HolySheepUnsupportedInputError``, raised before anything was sent) is
+        always a failed attempt: the next member may take it, and the model is
+        not unhealthy, so its breaker does not count it.
+
         Returns:
             ``True`` when the walk goes on (a retry of the same member after
             ``delay``, or the next member); ``False`` when ``error`` is to be
             raised (with a note listing the earlier attempts, if any).
         """
         member = self._member()
+        if isinstance(error, HolySheepUnsupportedInputError):
+            if member.breaker is not None:
+                member.breaker.release()
+            self._record(member, error)
+            self._advance(f"cannot take this input ({error.setting})")
+            return True
         retryable = is_retryable(error)
         wait = retry_after(error)
         if member.breaker is not None:
@@ -220,11 +232,7 @@ class Walk:
                 member.breaker.release()
         settings = self.settings
         if not triggers(error, settings.fallback_on):
-            if self.attempts:
-                error.add_note(
-                    "Fallback chain: earlier attempts failed: "
-                    + "; ".join(_describe(a) for a in self.attempts)
-                )
+            self.note_earlier_attempts(error)
             return False
         self._record(member, error)
         if self._out_of_time():  # the next turn ends the call
@@ -290,6 +298,30 @@ class Walk:
             member.breaker.record_success()
         self._record(member, HolySheepResponseRejectedError(reason, message))
         self._advance(f"answer rejected ({reason})")
+
+    def unparsable(self, error: Exception, *, reprompt: bool) -> None:
+        """The answer could not be parsed into the schema: a failed attempt.
+
+        The member did answer, so its breaker counts a success. With
+        ``reprompt`` the same member is asked again (once, the caller decides);
+        otherwise the walk moves on.
+        """
+        member = self._member()
+        if member.breaker is not None:
+            member.breaker.record_success()
+        self._record(member, error)
+        if reprompt:
+            logger.info("Re-prompting model %s with its parse error.", member.name)
+        else:
+            self._advance(f"gave an unparsable answer ({type(error).__name__})")
+
+    def note_earlier_attempts(self, error: BaseException) -> None:
+        """Note the failed attempts on an error that ends the walk."""
+        if self.attempts:
+            error.add_note(
+                "Fallback chain: earlier attempts failed: "
+                + "; ".join(_describe(a) for a in self.attempts)
+            )
 
     def succeeded(self) -> list[dict[str, Any]]:
         """The current member answered (or committed its stream).
@@ -386,7 +418,10 @@ class Walk:
 
 def _message(error: BaseException) -> str:
     text = getattr(error, "message", None)
-    return text if isinstance(text, str) and text else str(error)
+    if not (isinstance(text, str) and text):
+        text = str(error)
+    # langchain-core's parser errors end with a troubleshooting link.
+    return text.split("\nFor troubleshooting, visit:", 1)[0]
 
 
 def _describe(attempt: dict[str, Any]) -> str:

@@ -130,6 +130,59 @@ def test_default_reply_uses_full_last_user_text_and_joins_parts(gw, client):
     assert result.choices[0].message.content == "Offline reply to: look at this"
 
 
+FILE_PART = {
+    "type": "file",
+    "file": {"file_data": "data:application/pdf;base64,JVBER", "filename": "a.pdf"},
+}
+
+
+def test_well_formed_content_parts_are_accepted_and_recorded(gw, client):
+    cached = {"type": "text", "text": "ctx", "cache_control": {"type": "ephemeral"}}
+    audio = {"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}
+    messages = [
+        {"role": "system", "content": [cached]},
+        {"role": "user", "content": [{"type": "text", "text": "read"}, FILE_PART]},
+        {
+            "role": "user",
+            "content": [audio, {"type": "file", "file": {"file_id": "f"}}],
+        },
+    ]
+    client.chat.completions.create(model="m", messages=messages)
+    sent = gw.last_request
+    assert sent.content_parts("file") == [FILE_PART, messages[2]["content"][1]]
+    assert [p["type"] for p in sent.content_parts()] == [
+        "text",
+        "text",
+        "file",
+        "input_audio",
+        "file",
+    ]
+    assert sent.cache_control_parts == [cached]
+
+
+@pytest.mark.parametrize(
+    ("part", "problem"),
+    [
+        (  # a LangChain file block that was never converted
+            {"type": "file", "base64": "JVBER", "mime_type": "application/pdf"},
+            "a file part needs file.file_data",
+        ),
+        ({"type": "image", "url": "https://x/cat.png"}, "Invalid value: 'image'"),
+        ({"type": "image_url", "image_url": {}}, "image_url.url"),
+        ({"type": "input_audio", "input_audio": {"data": "x"}}, "input_audio.data"),
+        ({"type": "refusal", "refusal": "no"}, "Invalid value: 'refusal'"),
+        ("just a string", "must be an object"),
+    ],
+)
+def test_malformed_content_parts_get_the_apis_400(gw, client, part, problem):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="m", messages=messages)
+    assert problem in info.value.message
+    assert info.value.param == "messages[0].content[1]"
+    assert gw.last_request.content_parts("text") == [{"type": "text", "text": "x"}]
+
+
 def test_scripted_reply_fields(gw, client):
     gw.enqueue(
         Reply(
@@ -755,6 +808,25 @@ def test_auth(gw):
     ) as c:
         assert c.chat.completions.create(model="m", messages=USER).choices
     assert len(gw.requests) == 6  # rejected requests are logged too
+
+
+def test_basic_auth_plays_a_relay_behind_http_basic_auth(gw):
+    gw.basic_auth = ("alice", "s3cret")
+    assert raw(gw, "GET", "/v1/models", key="a-bearer-key")[0] == 401
+    wrong = base64.b64encode(b"alice:wrong").decode()
+    status, _, body = raw(
+        gw, "GET", "/v1/models", key=None, headers={"Authorization": f"Basic {wrong}"}
+    )
+    assert status == 401
+    assert json.loads(body)["error"]["code"] == "invalid_basic_auth"
+    with openai.OpenAI(
+        base_url=gw.base_url.replace("http://", "http://alice:s3cret@"),
+        api_key="ignored",
+        max_retries=0,
+    ) as client:
+        assert client.chat.completions.create(model="m", messages=USER).choices
+    right = base64.b64encode(b"alice:s3cret").decode()
+    assert gw.last_request.headers["authorization"] == f"Basic {right}"
 
 
 def test_bad_requests(gw):

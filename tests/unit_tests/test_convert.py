@@ -112,6 +112,117 @@ def test_user_content_blocks(block, expected):
     assert parts == [{"type": "text", "text": "look"}, expected]
 
 
+PDF_B64 = "JVBERi0xLjQK"
+PDF_PART = {
+    "type": "file",
+    "file": {
+        "file_data": f"data:application/pdf;base64,{PDF_B64}",
+        "filename": "report.pdf",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {
+            "type": "file",
+            "base64": PDF_B64,
+            "mime_type": "application/pdf",
+            "filename": "report.pdf",
+        },
+        {
+            "type": "file",
+            "base64": PDF_B64,
+            "mime_type": "application/pdf",
+            "extras": {"filename": "report.pdf"},
+        },
+        {
+            "type": "file",
+            "source_type": "base64",
+            "data": PDF_B64,
+            "mime_type": "application/pdf",
+            "filename": "report.pdf",
+        },
+        PDF_PART,  # already the wire form: sent as it is
+    ],
+)
+def test_langchain_file_blocks_become_chat_completions_file_parts(block):
+    """Regression: LangChain file blocks went on the wire unconverted."""
+    message = HumanMessage(content=[{"type": "text", "text": "summarize"}, block])
+    assert message_to_dict(message)["content"][1] == PDF_PART
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "file", "file_id": "file-abc"},
+        {"type": "file", "source_type": "id", "id": "file-abc"},
+    ],
+)
+def test_file_blocks_by_id(block):
+    message = HumanMessage(content=[block])
+    assert message_to_dict(message)["content"] == [
+        {"type": "file", "file": {"file_id": "file-abc"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "advice"),
+    [
+        (
+            {"type": "file", "base64": PDF_B64, "mime_type": "application/pdf"},
+            "filename",
+        ),
+        ({"type": "file", "base64": PDF_B64, "filename": "a.pdf"}, "mime_type"),
+        ({"type": "file", "url": "https://x/a.pdf"}, "cannot fetch a file from a URL"),
+        ({"type": "file", "mime_type": "application/pdf"}, "base64 data"),
+    ],
+)
+def test_file_blocks_that_cannot_be_sent_are_refused_with_what_to_do(block, advice):
+    with pytest.raises(HolySheepInputError, match=advice):
+        message_to_dict(HumanMessage(content=[block]))
+
+
+CACHED = {"type": "ephemeral"}
+
+
+def test_cache_control_is_kept_or_stripped_on_every_part_kind():
+    content = [
+        {"type": "text", "text": "long context", "cache_control": CACHED},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://x/cat.png"},
+            "cache_control": CACHED,
+        },
+        {
+            "type": "image",
+            "base64": PNG_B64,
+            "mime_type": "image/png",
+            "cache_control": CACHED,
+        },
+        {**PDF_PART, "cache_control": CACHED},
+    ]
+    kept = message_to_dict(HumanMessage(content=content))["content"]
+    assert [p["cache_control"] for p in kept] == [CACHED] * 4
+    stripped = message_to_dict(HumanMessage(content=content), cache_control=False)
+    assert all("cache_control" not in p for p in stripped["content"])
+    assert [p["type"] for p in stripped["content"]] == [
+        "text",
+        "image_url",
+        "image_url",
+        "file",
+    ]
+
+
+def test_a_system_prompt_without_its_cache_hint_is_sent_as_plain_text():
+    system = SystemMessage([{"type": "text", "text": "rules", "cache_control": CACHED}])
+    assert message_to_dict(system)["content"] == [
+        {"type": "text", "text": "rules", "cache_control": CACHED}
+    ]
+    assert message_to_dict(system, cache_control=False)["content"] == "rules"
+
+
 def test_base64_image_without_mime_type_is_rejected():
     message = HumanMessage(content=[{"type": "image", "base64": PNG_B64}])
     with pytest.raises(HolySheepInputError, match="mime_type"):
