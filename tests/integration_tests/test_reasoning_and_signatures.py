@@ -82,6 +82,17 @@ async def test_thought_signatures_go_back_to_gemini_on_the_next_turn(
     assert "extra_content" not in sent[1]
 
 
+@pytest.mark.parametrize("other", ["gemini-2.5-pro", "gemini-3-pro-preview"])
+async def test_thought_signatures_go_back_to_every_gemini_model(
+    gw, make_model, other
+):
+    """Known Gemini families, and ids the table does not know yet (Gemini 3)."""
+    answer, sent = await _next_turn(gw, make_model, "invoke", other)
+    assert sent[0]["id"] == answer.tool_calls[0]["id"]
+    assert sent[0]["extra_content"] == {"google": {"thought_signature": "sig-one"}}
+    assert "extra_content" not in sent[1]
+
+
 @pytest.mark.parametrize("mode", ["invoke", "astream"])
 @pytest.mark.parametrize("other", ["gpt-4.1", "mistral-small-2603", "unknown-model"])
 async def test_thought_signatures_are_dropped_for_other_models(
