@@ -83,9 +83,7 @@ async def test_thought_signatures_go_back_to_gemini_on_the_next_turn(
 
 
 @pytest.mark.parametrize("other", ["gemini-2.5-pro", "gemini-3-pro-preview"])
-async def test_thought_signatures_go_back_to_every_gemini_model(
-    gw, make_model, other
-):
+async def test_thought_signatures_go_back_to_every_gemini_model(gw, make_model, other):
     """Known Gemini families, and ids the table does not know yet (Gemini 3)."""
     answer, sent = await _next_turn(gw, make_model, "invoke", other)
     assert sent[0]["id"] == answer.tool_calls[0]["id"]
