@@ -29,6 +29,7 @@ SCRIPTS = (
     "bench_chat.py",
     "bench_import.py",
     "bench_memory.py",
+    "bench_event_loops.py",
     # Added once their modules exist: failover and embeddings overhead.
     "bench_fallback.py",
     "bench_embeddings.py",

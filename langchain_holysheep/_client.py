@@ -7,16 +7,24 @@ Clients are expensive (a connection pool each) and must not be built per call, s
   another loop (a pooled ``AsyncClient`` from a closed loop fails with "Event loop
   is closed"). When a loop shuts down (``asyncio.run`` returning, a pytest-asyncio
   test ending) its clients are closed through the loop's async-generator shutdown
-  hook, so no socket outlives its loop.
+  hook, so no socket outlives its loop, and the loop is forgotten: nothing here
+  keeps a closed loop alive (10,000 ``asyncio.run`` calls leave memory flat).
 
 Timeouts and retries are *not* part of the key: they are sent per request, so a
 fallback chain's members (retries off) share the primary's pool.
 
-The clients we build (not a user's own ``http_client``) carry one response hook,
-``ratelimit.limiter.on_response`` / ``aon_response``: a 429 they see, including one
-the SDK then retries by itself, blocks a ``HolySheepRateLimiter``'s fleet, and a
-429 that gives its wait only in ``x-ratelimit-reset-*`` gets the matching
-``retry-after-ms`` for the SDK's own retry.
+Building a client is also the last gate before anything is sent: a credential
+that is still a masked placeholder (``***``, copied from a ``repr`` or a
+``dumps``) is refused, and the client's credentials are handed to
+:mod:`~langchain_holysheep._log_masking`, so the SDK's own log lines mask them.
+:func:`client_credentials` reads them back from a client when an error needs
+masking.
+
+The HTTP clients we build (not a user's own ``http_client``) carry one response
+hook, ``ratelimit.limiter.on_response`` / ``aon_response``: a 429 they see,
+including one the SDK then retries by itself, blocks a ``HolySheepRateLimiter``'s
+fleet, and a 429 that gives its wait only in ``x-ratelimit-reset-*`` gets the
+matching ``retry-after-ms`` for the SDK's own retry.
 
 ``openai`` (and ``_transport``, which needs it) is imported here lazily: importing
 langchain-holysheep stays cheap.
@@ -32,6 +40,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from langchain_holysheep._secrets import credential_values, placeholder_slot
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping
 
@@ -42,6 +52,7 @@ _ClientT = TypeVar("_ClientT", "openai.OpenAI", "openai.AsyncOpenAI")
 __all__ = [
     "ClientConfig",
     "aclose_async_clients",
+    "client_credentials",
     "close_sync_client",
     "get_async_client",
     "get_sync_client",
@@ -107,6 +118,15 @@ class ClientConfig:
             http_client=http_client,
         )
 
+    def credential_values(self) -> tuple[str, ...]:
+        """Every credential of this config, as ``_secrets.credential_values``."""
+        return credential_values(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            headers=self.default_headers,
+            query=self.default_query,
+        )
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``openai.OpenAI``/``openai.AsyncOpenAI``."""
         kwargs: dict[str, Any] = {
@@ -120,6 +140,56 @@ class ClientConfig:
         if self.http_client is not None:
             kwargs["http_client"] = self.http_client
         return kwargs
+
+
+def _checked_kwargs(config: ClientConfig) -> dict[str, Any]:
+    """The client's keyword arguments, once its credentials pass the last gate.
+
+    A masked placeholder is never sent where a credential belongs, and the
+    SDK's loggers learn the credentials they must mask.
+
+    Raises:
+        HolySheepInputError: A credential is a masked placeholder (``***``).
+    """
+    slot = placeholder_slot(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        headers=dict(config.default_headers),
+        query=dict(config.default_query),
+    )
+    if slot is not None:
+        from langchain_holysheep.errors import HolySheepInputError  # noqa: PLC0415
+
+        msg = (
+            f"{slot} is the masked placeholder '***' that repr(), dumps() and "
+            "logs show, not a credential; nothing was sent. Pass the real value "
+            "(a model restored with langchain_core.load needs secrets_map=...)."
+        )
+        raise HolySheepInputError(msg)
+    from langchain_holysheep._log_masking import protect  # noqa: PLC0415
+
+    protect(config.credential_values())
+    return config.client_kwargs()
+
+
+def client_credentials(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[str, ...]:
+    """The credentials an SDK client sends, to mask out of its errors.
+
+    Read from the client's public settings (key, base URL, default headers and
+    query), so it also covers a client built around a user's ``http_client``.
+
+    Args:
+        client: The SDK client.
+
+    Returns:
+        As ``_secrets.credential_values``.
+    """
+    return credential_values(
+        api_key=client.api_key,
+        base_url=str(client.base_url),
+        headers=client.default_headers,
+        query=client.default_query,
+    )
 
 
 def _for_holysheep(client: _ClientT) -> _ClientT:
@@ -154,22 +224,19 @@ def get_sync_client(config: ClientConfig) -> openai.OpenAI:
     client = _sync_clients.get(config)
     if client is not None:
         return client
-    import openai  # noqa: PLC0415  (deferred: keeps import time low)
+    from langchain_holysheep._transport import (  # noqa: PLC0415  (loads openai)
+        HolySheepOpenAI,
+        default_sync_http_client,
+    )
+    from langchain_holysheep.ratelimit.limiter import on_response  # noqa: PLC0415
 
     with _lock:
         client = _sync_clients.get(config)
         if client is None:
-            kwargs = config.client_kwargs()
+            kwargs = _checked_kwargs(config)
             if "http_client" not in kwargs:
-                from langchain_holysheep._transport import (  # noqa: PLC0415
-                    default_sync_http_client,
-                )
-                from langchain_holysheep.ratelimit.limiter import (  # noqa: PLC0415
-                    on_response,
-                )
-
                 kwargs["http_client"] = default_sync_http_client([on_response])
-            client = _for_holysheep(openai.OpenAI(**kwargs))
+            client = _for_holysheep(HolySheepOpenAI(**kwargs))
             _sync_clients[config] = client
     return client
 
@@ -189,19 +256,37 @@ def close_sync_client(config: ClientConfig) -> None:
         client.close()
 
 
-async def _close_on_loop_shutdown(clients: _LoopClients) -> AsyncGenerator[None, None]:
+async def _close_on_loop_shutdown(
+    loop: asyncio.AbstractEventLoop, clients: _LoopClients
+) -> AsyncGenerator[None, None]:
     """Park until the loop shuts its async generators down, then close ``clients``.
 
     ``asyncio.run`` (and every ``asyncio.Runner``) calls ``shutdown_asyncgens``
     before closing the loop, which resumes this generator with ``GeneratorExit``.
+    The loop's entry is then removed: the generator holds the loop's finalizer
+    hook (a bound method of the loop), so an entry left behind would keep every
+    closed loop, and its clients, alive for the life of the process.
     """
     try:
         yield
     finally:
+        with _lock:
+            _async_clients.pop(loop, None)
         for config, client in list(clients.items()):
             if config.http_client is None:
                 await client.close()
         clients.clear()
+
+
+def _forget_closed_loops() -> None:
+    """Drop the entries of loops closed without shutting their generators down.
+
+    ``loop.close()`` without ``shutdown_asyncgens`` never runs the closer, so its
+    entry would stay; their sockets died with the loop. Called (under ``_lock``)
+    only when a loop gets its first client, so the hot path never pays for it.
+    """
+    for loop in [loop for loop in _async_clients if loop.is_closed()]:
+        del _async_clients[loop]
 
 
 async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
@@ -217,30 +302,29 @@ async def get_async_client(config: ClientConfig) -> openai.AsyncOpenAI:
     entry = _async_clients.get(loop)
     if entry is not None and (client := entry[0].get(config)) is not None:
         return client
-    import openai  # noqa: PLC0415  (deferred: keeps import time low)
-
     if entry is None:
         clients: _LoopClients = {}
-        closer = _close_on_loop_shutdown(clients)
+        closer = _close_on_loop_shutdown(loop, clients)
         # The first step registers the generator with the loop's shutdown hook.
         await closer.__anext__()
         entry = (clients, closer)
-        _async_clients[loop] = entry
+        with _lock:
+            _forget_closed_loops()
+            _async_clients[loop] = entry
     client = entry[0].get(config)
     if client is None:
-        from langchain_holysheep._transport import (  # noqa: PLC0415
+        from langchain_holysheep._transport import (  # noqa: PLC0415  (loads openai)
+            HolySheepAsyncOpenAI,
             default_async_http_client,
         )
         from langchain_holysheep.ratelimit.limiter import (  # noqa: PLC0415
             aon_response,
         )
 
-        kwargs = config.client_kwargs()
+        kwargs = _checked_kwargs(config)
         if "http_client" not in kwargs:
-            kwargs["http_client"] = default_async_http_client(
-                response_hooks=[aon_response]
-            )
-        client = _for_holysheep(openai.AsyncOpenAI(**kwargs))
+            kwargs["http_client"] = default_async_http_client([aon_response])
+        client = _for_holysheep(HolySheepAsyncOpenAI(**kwargs))
         entry[0][config] = client
     return client
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from langchain_holysheep._convert import input_error
+from langchain_holysheep._convert import input_error, unsupported_error
 from langchain_holysheep._profiles import (
     default_structured_output_method,
     get_capabilities,
@@ -21,7 +21,7 @@ from langchain_holysheep._profiles import (
 from langchain_holysheep._tools import format_tool, response_format_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
     from langchain_core.language_models import BaseChatModel
     from langchain_core.language_models.base import LanguageModelInput
@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from langchain_holysheep._profiles import StructuredMethod
+    from langchain_holysheep.errors import HolySheepStructuredOutputError
 
 __all__ = [
     "check_structured_message",
     "choose_method",
     "raise_on_refusal",
+    "reprompt_messages",
     "structured_output",
     "structured_output_check",
 ]
@@ -71,9 +73,11 @@ def choose_method(
         and chosen not in capabilities.structured_output_methods
     ):
         supported = sorted(capabilities.structured_output_methods)
-        raise input_error(
+        raise unsupported_error(
             f"Model {model!r} does not support method={chosen!r}; use one of "
-            f"{supported}, or leave method unset to pick the best one."
+            f"{supported}, or leave method unset to pick the best one.",
+            model=model,
+            setting="method",
         )
     if strict is not None and chosen == "json_mode":
         raise input_error("strict cannot be used with method='json_mode'.")
@@ -195,7 +199,10 @@ def raise_on_refusal(message: BaseMessage) -> None:
 
 
 def check_structured_message(message: BaseMessage, tool_name: str | None) -> None:
-    """Raise unless ``message`` holds the structured output (whole message).
+    """Raise unless ``message`` holds the whole structured output.
+
+    The final value is parsed strictly: JSON that a lenient parser would close
+    (a stream's partial values) is an error here, never a value.
 
     Args:
         message: The model's whole answer (a stream's chunks added up).
@@ -204,49 +211,157 @@ def check_structured_message(message: BaseMessage, tool_name: str | None) -> Non
 
     Raises:
         ModelRefusalError: The model refused (see :func:`raise_on_refusal`).
-        OutputParserException: No call of ``tool_name``, or arguments or text
-            that are not valid JSON.
+        HolySheepIncompleteOutputError: The answer was cut off at
+            ``max_tokens`` (``finish_reason: "length"``), or its JSON (text or
+            tool arguments) ends before it is complete.
+        HolySheepStructuredOutputError: No call of ``tool_name``, or text or
+            arguments that are not valid JSON (an ``OutputParserException``).
     """
-    import json  # noqa: PLC0415
-
-    from langchain_core.exceptions import OutputParserException  # noqa: PLC0415
-    from langchain_core.utils.json import parse_json_markdown  # noqa: PLC0415
-
     raise_on_refusal(message)
     text = message.text
+    if message.response_metadata.get("finish_reason") == "length":
+        sent = text or _arguments_of(message, tool_name) or ""
+        msg = (
+            "The answer was cut off at max_tokens (finish_reason 'length'), so it "
+            "is not the whole structured output: raise max_tokens, or ask for "
+            f"less. What arrived: {sent[:300]!r}"
+        )
+        raise _parse_error(msg, sent, incomplete=True)
     if tool_name is None:
-        try:
-            parse_json_markdown(text)
-        except ValueError as error:
-            msg = f"The model's answer is not valid JSON ({error}): {text[:300]!r}"
-            raise OutputParserException(msg, llm_output=text) from error
+        _check_json(text, "The model's answer")
         return
     for piece in getattr(message, "tool_call_chunks", ()):
         # Streamed arguments are parsed leniently (partial JSON is closed),
         # so check the finished argument string strictly.
         if piece.get("name") == tool_name and piece.get("args"):
-            try:
-                json.loads(piece["args"])
-            except ValueError as error:
-                msg = (
-                    f"The model called {tool_name!r} with arguments that are "
-                    f"not valid JSON ({error}): {piece['args']!r}"
-                )
-                raise OutputParserException(msg, llm_output=piece["args"]) from error
+            _check_json(piece["args"], _called(tool_name), plural=True)
     if any(c["name"] == tool_name for c in getattr(message, "tool_calls", ())):
         return
     for bad in getattr(message, "invalid_tool_calls", ()):
         if bad.get("name") in {tool_name, None}:
+            _check_json(bad.get("args") or "", _called(tool_name), plural=True)
             msg = (
-                f"The model called {tool_name!r} with arguments that are not "
-                f"valid JSON: {bad.get('args')!r}"
+                f"The model's call of {tool_name!r} cannot be used "
+                f"({bad.get('error')}): {bad.get('args')!r}"
             )
-            raise OutputParserException(msg, llm_output=bad.get("args") or "")
+            raise _parse_error(msg, bad.get("args") or "")
     msg = (
         f"The model answered without calling {tool_name!r}, so there is no "
         f"structured output. Its answer: {text[:300]!r}"
     )
-    raise OutputParserException(msg, llm_output=text)
+    raise _parse_error(msg, text)
+
+
+def _called(tool_name: str) -> str:
+    return f"The model called {tool_name!r} with arguments that"
+
+
+def _arguments_of(message: BaseMessage, tool_name: str | None) -> str | None:
+    """The raw arguments a message sent for ``tool_name`` (cut-off reports)."""
+    for piece in getattr(message, "tool_call_chunks", ()):
+        if piece.get("name") == tool_name and piece.get("args"):
+            return str(piece["args"])
+    for bad in getattr(message, "invalid_tool_calls", ()):
+        if bad.get("args"):
+            return str(bad["args"])
+    for call in getattr(message, "tool_calls", ()):
+        if call["name"] == tool_name:
+            import json  # noqa: PLC0415
+
+            return json.dumps(call["args"])
+    return None
+
+
+def _check_json(text: str, what: str, *, plural: bool = False) -> None:
+    """Raise unless ``text`` is one whole JSON value (code fences allowed)."""
+    from langchain_core.utils.json import parse_json_markdown  # noqa: PLC0415
+
+    try:
+        parse_json_markdown(text, parser=_loads)
+    except ValueError as error:
+        if _is_cut(text):
+            end, its = ("end", "their") if plural else ("ends", "its")
+            msg = (
+                f"{what} {end} before {its} JSON is complete, so it is not the "
+                f"whole structured output: {text[:300]!r} ({error})"
+            )
+            raise _parse_error(msg, text, incomplete=True) from error
+        verb = "are" if plural else "is"
+        msg = f"{what} {verb} not valid JSON: {text[:300]!r} ({error})"
+        raise _parse_error(msg, text) from error
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` that, like LangChain's parsers, takes raw newlines in strings."""
+    import json  # noqa: PLC0415
+
+    return json.loads(text, strict=False)
+
+
+_JSON_LITERALS: Final = ("true", "false", "null")
+
+
+def _is_cut(text: str) -> bool:
+    """Whether invalid JSON is the start of valid JSON: it ran out, not wrong.
+
+    The JSON (inside code fences, if any) fails at its very end: an unclosed
+    string, or a value, delimiter or literal that is still missing.
+    """
+    import json  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    fenced = re.search(r"```(?:json)?(.*)", text, re.DOTALL)
+    candidate = (text if fenced is None else fenced.group(1)).strip(" \n\r\t`")
+    if not candidate:
+        return False  # nothing at all is not a cut-off answer
+    try:
+        _loads(candidate)
+    except json.JSONDecodeError as error:
+        if error.msg.startswith("Unterminated string"):
+            return True
+        rest = candidate[error.pos :]
+        return not rest or any(word.startswith(rest) for word in _JSON_LITERALS)
+    return False
+
+
+def _parse_error(
+    message: str, llm_output: str, *, incomplete: bool = False
+) -> HolySheepStructuredOutputError:
+    from langchain_holysheep.errors import (  # noqa: PLC0415
+        HolySheepIncompleteOutputError,
+        HolySheepStructuredOutputError,
+    )
+
+    if incomplete:
+        return HolySheepIncompleteOutputError(message, llm_output=llm_output)
+    return HolySheepStructuredOutputError(message, llm_output=llm_output)
+
+
+def reprompt_messages(
+    messages: Sequence[BaseMessage], error: BaseException
+) -> list[BaseMessage]:
+    """The conversation that asks a model again after an unparsable answer.
+
+    The original messages, then a user turn quoting the parse error (which
+    quotes the start of the answer): the model's own answer is not replayed,
+    so a broken tool call needs no tool result.
+
+    Args:
+        messages: The conversation the answer was for.
+        error: Why the answer could not be parsed.
+
+    Returns:
+        A new list (``messages`` is not changed).
+    """
+    from langchain_core.messages import HumanMessage  # noqa: PLC0415
+
+    detail = str(error).split("\nFor troubleshooting", 1)[0][:1000]
+    ask = (
+        f"Your previous answer could not be used as the structured output: "
+        f"{detail}\nAnswer again with only the structured output, following the "
+        "schema exactly."
+    )
+    return [*messages, HumanMessage(ask)]
 
 
 def structured_output_check(

@@ -3,8 +3,9 @@
 Pure functions (no client, no I/O, no model instance): each takes the model id
 the request will name and checks it against the capability table
 (:mod:`langchain_holysheep._profiles`). Known models get a clear
-``HolySheepInputError`` before any request for what they cannot do; unknown
-models get the request as asked.
+``HolySheepUnsupportedInputError`` (a ``HolySheepInputError`` naming the model)
+before any request for what they cannot do; unknown models get the request as
+asked.
 
 ``strict`` policy: ``strict=True`` on a model known not to honour it raises (a
 guarantee is never silently dropped); ``strict=False`` is sent only where
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from langchain_holysheep._convert import input_error
+from langchain_holysheep._convert import input_error, unsupported_error
 from langchain_holysheep._profiles import get_capabilities
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def tool_kwargs(
     strict: bool | None = None,
     parallel_tool_calls: bool | None = None,
     response_format: dict[str, Any] | type | None = None,
+    adapt: bool = False,
 ) -> dict[str, Any]:
     """The request parameters ``bind_tools`` binds, checked for ``model``.
 
@@ -53,18 +55,26 @@ def tool_kwargs(
         strict: As ``ChatHolySheep.bind_tools`` takes it.
         parallel_tool_calls: As ``ChatHolySheep.bind_tools`` takes it.
         response_format: As ``ChatHolySheep.bind_tools`` takes it.
+        adapt: Bind ``parallel_tool_calls`` even where the model does not
+            take it (a fallback member: the request drops it, with a warning,
+            see :func:`~langchain_holysheep._convert.build_request`).
 
     Returns:
         ``tool_choice``, ``parallel_tool_calls``, ``response_format`` and
         ``tools``, each only when there is something to send.
 
     Raises:
-        HolySheepInputError: For a tool that cannot be converted, a bad
-            ``tool_choice``, or a form the model does not support.
+        HolySheepInputError: For a tool that cannot be converted or a bad
+            ``tool_choice``.
+        HolySheepUnsupportedInputError: For a form the model does not support.
     """
     capabilities = get_capabilities(model)
     if capabilities is not None and tools and not capabilities.tool_calling:
-        raise input_error(f"Model {model!r} does not support tool calling.")
+        raise unsupported_error(
+            f"Model {model!r} does not support tool calling.",
+            model=model,
+            setting="tools",
+        )
     formatted = [format_tool(t, model, strict=strict) for t in tools]
     names = [t["function"]["name"] for t in formatted]
     bound: dict[str, Any] = {}
@@ -75,16 +85,24 @@ def tool_kwargs(
             and not capabilities.tool_choice
             and choice not in {"auto", "none"}
         ):
-            raise input_error(
+            raise unsupported_error(
                 f"Model {model!r} cannot be forced to call a tool "
-                f"(tool_choice={tool_choice!r}). Leave tool_choice unset."
+                f"(tool_choice={tool_choice!r}). Leave tool_choice unset.",
+                model=model,
+                setting="tool_choice",
             )
         bound["tool_choice"] = choice
     if parallel_tool_calls is not None:
-        if capabilities is not None and not capabilities.parallel_tool_calls:
-            raise input_error(
+        if (
+            not adapt
+            and capabilities is not None
+            and not capabilities.parallel_tool_calls
+        ):
+            raise unsupported_error(
                 f"Model {model!r} does not accept parallel_tool_calls; leave "
-                "it unset (tool results can still be handled one by one)."
+                "it unset (tool results can still be handled one by one).",
+                model=model,
+                setting="parallel_tool_calls",
             )
         bound["parallel_tool_calls"] = parallel_tool_calls
     if response_format is not None:
@@ -113,8 +131,10 @@ def format_tool(
         ``{"type": "function", "function": {...}}``.
 
     Raises:
-        HolySheepInputError: The tool cannot be converted, is a provider
-            built-in, or asks for ``strict`` where the model does not honour it.
+        HolySheepInputError: The tool cannot be converted or is a provider
+            built-in.
+        HolySheepUnsupportedInputError: It asks for ``strict`` where the model
+            does not honour it.
     """
     from langchain_core.utils.function_calling import (  # noqa: PLC0415
         convert_to_openai_tool,
@@ -144,9 +164,11 @@ def format_tool(
     capabilities = get_capabilities(model)
     supported = capabilities is None or capabilities.strict_tools
     if wanted is True and not supported:
-        raise input_error(
+        raise unsupported_error(
             f"Model {model!r} does not support strict tool schemas; remove "
-            "strict=True (tool arguments are still validated by LangChain)."
+            "strict=True (tool arguments are still validated by LangChain).",
+            model=model,
+            setting="strict",
         )
     if isinstance(wanted, bool) and supported:
         function["strict"] = wanted
@@ -233,8 +255,9 @@ def response_format_for(
         The ``response_format`` to send.
 
     Raises:
-        HolySheepInputError: The model does not support this format or
-            ``strict``, or the schema cannot be converted.
+        HolySheepInputError: The schema cannot be converted.
+        HolySheepUnsupportedInputError: The model does not support this
+            format or ``strict``.
     """
     capabilities = get_capabilities(model)
     if isinstance(schema, dict) and schema.get("type") in {"json_object", "text"}:
@@ -243,22 +266,31 @@ def response_format_for(
             and capabilities is not None
             and "json_mode" not in capabilities.structured_output_methods
         ):
-            raise input_error(f"Model {model!r} does not support JSON mode.")
+            raise unsupported_error(
+                f"Model {model!r} does not support JSON mode.",
+                model=model,
+                setting="response_format",
+            )
         return dict(schema)
     if capabilities is not None and (
         "json_schema" not in capabilities.structured_output_methods
     ):
-        raise input_error(
+        raise unsupported_error(
             f"Model {model!r} does not accept a JSON-schema response_format; "
-            "use method='function_calling' (or leave method unset)."
+            "use method='function_calling' (or leave method unset).",
+            model=model,
+            setting="response_format",
         )
     json_schema = json_schema_of(schema)
     given = json_schema.pop("strict", None)
     wanted = given if strict is None else strict
     supported = capabilities is None or capabilities.strict_json_schema
     if wanted is True and not supported:
-        raise input_error(
-            f"Model {model!r} does not support strict JSON schemas; remove strict=True."
+        raise unsupported_error(
+            f"Model {model!r} does not support strict JSON schemas; remove "
+            "strict=True.",
+            model=model,
+            setting="strict",
         )
     if wanted is None and capabilities is not None and supported:
         wanted = strict_compatible(json_schema.get("schema"))

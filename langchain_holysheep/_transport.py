@@ -1,12 +1,24 @@
-"""The HTTP clients our pooled ``openai`` clients are built on.
+"""The SDK clients our pools are, and the HTTP clients they are built on.
 
-Both are the SDK's defaults with the response hooks ``_client`` passes (the
-rate limiter's 429 watch). The async one has one more change, below.
+Both HTTP clients are the SDK's own defaults (``openai.DefaultHttpxClient`` and
+``openai.DefaultAsyncHttpxClient``: httpx2 over an httpcore2 pool, the SDK's
+connection limits and timeouts) with two changes, made in the pool's network
+backend:
 
-The async client is the SDK's default (``openai.DefaultAsyncHttpxClient``: httpx2
-over an httpcore2 pool, the SDK's connection limits and timeouts) with one change:
-when the pool asks an idle connection whether the server has closed it, the answer
-is one ``poll`` of the socket.
+* every socket wait (connect, write, read) is capped at the time left before the
+  call's ``total_timeout`` deadline (:mod:`langchain_holysheep._deadline`), and
+  fails as the transport's own timeout once none is left: the SDK and the error
+  mapping treat it like any other timeout. Without a deadline this is one
+  context-variable lookup per socket operation;
+* (async only) when the pool asks an idle connection whether the server has
+  closed it, the answer is one ``poll`` of the socket.
+
+They also carry the response hooks ``_client`` passes (the rate limiter's 429
+watch).
+
+The SDK client classes (:class:`HolySheepOpenAI`, :class:`HolySheepAsyncOpenAI`)
+change one thing: a wait before a retry that could not start before the deadline
+ends the call at once (a timeout), instead of sleeping past it.
 
 Why: each time a request takes a connection or gives one back, httpcore2 asks that
 question of every idle connection in the pool. Through anyio, every answer first
@@ -18,10 +30,11 @@ and those checks were the largest single cost of the whole call
 (``benchmarks/diagnose_ainvoke.py``). The answer is the same socket readability
 check httpcore2 makes; only its cost changes.
 
-The change needs two private attributes (the transport's pool and the pool's
-network backend). If a future httpx2 or httpcore2 moves them, the client is the
-SDK's default, unchanged, and ``tests/integration_tests/test_transport.py`` fails, so
-the loss is noticed.
+The network change needs two private attributes (the transport's pool and the
+pool's network backend), and the retry change overrides one private SDK method
+(``_calculate_retry_timeout``). If a future httpx2, httpcore2 or openai moves
+them, the clients are the SDK's defaults, unchanged, and
+``tests/integration_tests/test_transport.py`` fails, so the loss is noticed.
 
 A user's own ``http_async_client`` is never touched.
 """
@@ -35,16 +48,192 @@ import httpcore2
 import httpx2
 import openai
 
+from langchain_holysheep._deadline import current
+
 if TYPE_CHECKING:
     import socket
     import ssl
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
-__all__ = ["default_async_http_client", "default_sync_http_client"]
+    from openai._models import FinalRequestOptions
+
+__all__ = [
+    "HolySheepAsyncOpenAI",
+    "HolySheepOpenAI",
+    "default_async_http_client",
+    "default_sync_http_client",
+]
+
+
+def _capped(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout``, cut to the time left before the current deadline (if any).
+
+    Raises:
+        Exception: ``error`` (a transport timeout) when no time is left.
+    """
+    deadline = current()
+    if deadline is None:
+        return timeout
+    left = deadline.left()
+    if left <= 0 or deadline.expired:
+        deadline.trip()
+        raise error(f"total_timeout of {deadline.seconds:g} s reached")
+    return left if timeout is None or timeout > left else timeout
+
+
+def _retry_wait(
+    client: openai.OpenAI | openai.AsyncOpenAI,
+    wait: float,
+    options: FinalRequestOptions,
+) -> float:
+    """The SDK's wait before a retry, unless the retry could not beat the deadline.
+
+    Raises:
+        openai.APITimeoutError: The retry would start too late: the call ends now.
+    """
+    deadline = current()
+    if deadline is None or wait < deadline.left():
+        return wait
+    deadline.trip()
+    url = client._prepare_url(options.url)  # noqa: SLF001
+    raise openai.APITimeoutError(request=httpx2.Request(options.method, url))
+
+
+class HolySheepOpenAI(openai.OpenAI):
+    """``openai.OpenAI`` whose retries never sleep past a ``total_timeout``."""
+
+    def _calculate_retry_timeout(
+        self,
+        remaining_retries: int,
+        options: FinalRequestOptions,
+        response_headers: httpx2.Headers | None = None,
+    ) -> float:
+        wait = super()._calculate_retry_timeout(
+            remaining_retries, options, response_headers
+        )
+        return _retry_wait(self, wait, options)
+
+
+class HolySheepAsyncOpenAI(openai.AsyncOpenAI):
+    """``openai.AsyncOpenAI`` whose retries never sleep past a ``total_timeout``."""
+
+    def _calculate_retry_timeout(
+        self,
+        remaining_retries: int,
+        options: FinalRequestOptions,
+        response_headers: httpx2.Headers | None = None,
+    ) -> float:
+        wait = super()._calculate_retry_timeout(
+            remaining_retries, options, response_headers
+        )
+        return _retry_wait(self, wait, options)
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    """A sync stream whose waits end at the call's deadline."""
+
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _capped(timeout, httpcore2.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _capped(timeout, httpcore2.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore2.NetworkStream:
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, timeout)
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    """A sync network backend whose connections end their waits at the deadline."""
+
+    def __init__(self, backend: httpcore2.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
+        stream = self._backend.connect_tcp(
+            host, port, timeout, local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
+        stream = self._backend.connect_unix_socket(path, timeout, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _SyncHttpClient(openai.DefaultHttpxClient):
+    """The SDK's default sync client, closed when collected (as the SDK's own is).
+
+    Sync pools live for the process; without this their sockets would be
+    reported unclosed when the interpreter exits.
+    """
+
+    def __del__(self) -> None:
+        if self.is_closed:
+            return
+        # Module globals may be gone at interpreter exit: no ``contextlib`` here.
+        try:  # noqa: SIM105
+            self.close()
+        except Exception:  # noqa: BLE001, S110  (as the SDK's own wrapper does)
+            pass
+
+
+def default_sync_http_client(
+    response_hooks: list[Callable[[httpx2.Response], None]] | None = None,
+) -> httpx2.Client:
+    """Build the SDK's default sync HTTP client, with waits capped at the deadline.
+
+    Args:
+        response_hooks: ``httpx`` response event hooks to install (``_client``
+            passes the rate limiter's 429 watch).
+
+    Returns:
+        A new client (one pool); the ``openai.OpenAI`` built on it closes it.
+    """
+    transport = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(pool, httpcore2.ConnectionPool) and backend is not None:
+        pool._network_backend = _DeadlineBackend(backend)  # noqa: SLF001
+    return _SyncHttpClient(
+        transport=transport, event_hooks={"response": list(response_hooks or [])}
+    )
 
 
 class _SocketOnceStream(httpcore2.AsyncNetworkStream):
-    """A stream that looks its socket up once, not on every idle check.
+    """A stream that looks its socket up once, and ends its waits at the deadline.
 
     The socket is registered with a poller once, so a check is one ``poll``
     system call: readable means the server closed the connection (or sent
@@ -68,6 +257,7 @@ class _SocketOnceStream(httpcore2.AsyncNetworkStream):
         max_bytes: int,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> bytes:
+        timeout = _capped(timeout, httpcore2.ReadTimeout)
         return await self._stream.read(max_bytes, timeout)
 
     async def write(
@@ -75,7 +265,7 @@ class _SocketOnceStream(httpcore2.AsyncNetworkStream):
         buffer: bytes,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> None:
-        await self._stream.write(buffer, timeout)
+        await self._stream.write(buffer, _capped(timeout, httpcore2.WriteTimeout))
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -86,6 +276,7 @@ class _SocketOnceStream(httpcore2.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> httpcore2.AsyncNetworkStream:
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
         upgraded = await self._stream.start_tls(ssl_context, server_hostname, timeout)
         return _SocketOnceStream(upgraded)
 
@@ -107,44 +298,31 @@ class _SocketOnceBackend(httpcore2.AsyncNetworkBackend):
         self._backend = backend
 
     async def connect_tcp(
-        self, *args: Any, **kwargs: Any
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
-        return _SocketOnceStream(await self._backend.connect_tcp(*args, **kwargs))
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
+        stream = await self._backend.connect_tcp(
+            host, port, timeout, local_address, socket_options
+        )
+        return _SocketOnceStream(stream)
 
     async def connect_unix_socket(
-        self, *args: Any, **kwargs: Any
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
-        stream = await self._backend.connect_unix_socket(*args, **kwargs)
+        timeout = _capped(timeout, httpcore2.ConnectTimeout)
+        stream = await self._backend.connect_unix_socket(path, timeout, socket_options)
         return _SocketOnceStream(stream)
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
-
-
-class _SyncClient(openai.DefaultHttpxClient):
-    """The SDK's default sync client, closed when dropped (as the SDK's own is)."""
-
-    def __del__(self) -> None:
-        if self.is_closed:
-            return
-        try:  # noqa: SIM105 (``contextlib`` may be gone at interpreter exit)
-            self.close()
-        except Exception:  # noqa: BLE001, S110 (best effort, as the SDK's)
-            pass
-
-
-def default_sync_http_client(
-    response_hooks: list[Callable[[httpx2.Response], None]] | None = None,
-) -> httpx2.Client:
-    """Build the SDK's default sync HTTP client, with ``response_hooks``.
-
-    Args:
-        response_hooks: ``httpx`` response event hooks to install.
-
-    Returns:
-        A new client; the ``openai.OpenAI`` built on it closes it.
-    """
-    return _SyncClient(event_hooks={"response": list(response_hooks or [])})
 
 
 def default_async_http_client(
@@ -153,7 +331,8 @@ def default_async_http_client(
     """Build the SDK's default async HTTP client, with the cheap idle-connection check.
 
     Args:
-        response_hooks: ``httpx`` response event hooks to install.
+        response_hooks: ``httpx`` response event hooks to install (``_client``
+            passes the rate limiter's 429 watch).
 
     Returns:
         A new client (one pool); the ``openai.AsyncOpenAI`` built on it closes it.

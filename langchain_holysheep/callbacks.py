@@ -10,7 +10,11 @@ chat model call (``config={"callbacks": [tracker]}``) or let
 
 What is counted, per served model and overall:
 
-* requests (finished calls, failed ones included) and errors;
+* requests (finished gateway calls, failed ones included) and errors;
+* LangChain LLM-cache hits (``set_llm_cache(...)``), apart: an answer from the
+  cache was not sent to the gateway, so it is no request, costs 0 and adds no
+  tokens or latency samples (langchain-core marks it with ``usage_metadata
+  ["total_cost"] == 0``); the totals are what the gateway billed;
 * tokens: input, output, cached input (``cache_read``) and reasoning;
 * cost in USD, by :func:`~langchain_holysheep.pricing.resolve_call_cost` with
   the tracker's price table: the ``response_metadata["cost_usd"]`` the model
@@ -140,8 +144,10 @@ class Tally:
     """The counts of some calls; ``a + b`` counts the calls of both.
 
     Attributes:
-        requests: Finished calls, failed ones included.
+        requests: Finished gateway calls, failed ones included.
         errors: Failed calls.
+        cache_hits: Answers from the LangChain LLM cache: not sent to the
+            gateway, so not in ``requests``, tokens or cost (they cost 0).
         input_tokens: Input tokens (cached ones included).
         output_tokens: Output tokens (reasoning ones included).
         cached_tokens: Cached input tokens (``cache_read``).
@@ -157,6 +163,7 @@ class Tally:
 
     requests: int = 0
     errors: int = 0
+    cache_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
@@ -255,6 +262,11 @@ class UsageSummary(Tally):
         )
         rows = [_row(usage.model, usage) for usage in self.by_model.values()]
         out = render_table(header, rows, total=_row("TOTAL", self))
+        if self.cache_hits:
+            out += (
+                f"\n* {self.cache_hits} answer(s) came from the LangChain cache: "
+                "not sent to the gateway, not in the counts, cost 0"
+            )
         if self.unpriced_requests:
             out += (
                 f"\n* {self.unpriced_requests} call(s) with unknown cost are not in "
@@ -327,6 +339,7 @@ class _Latencies:
 
 _NO_CALLS = Tally()
 _FAILED_CALL = Tally(requests=1, errors=1)
+_CACHE_HIT = Tally(cache_hits=1)
 _NO_LATENCIES = _Latencies()
 
 
@@ -371,6 +384,15 @@ def _failed_fallback_models(response: LLMResult) -> list[str]:
         for attempt in attempts
         if isinstance(attempt, dict)
     ]
+
+
+def _is_llm_cache_hit(usage: Mapping[str, Any] | None) -> bool:
+    """Whether an answer came from the LangChain LLM cache, not the gateway.
+
+    langchain-core zeroes the cost of a cache hit by setting
+    ``usage_metadata["total_cost"] = 0``; nothing else sets that key.
+    """
+    return usage is not None and "total_cost" in usage and usage["total_cost"] == 0
 
 
 def _int(value: object) -> int:
@@ -499,6 +521,10 @@ class HolySheepUsageTracker(BaseCallbackHandler):
             return
         run, now = finished
         model, tally = self._outcome(response, None if run is None else run.model)
+        if tally is _CACHE_HIT:  # no gateway call: no latency, no failed members
+            with self._lock:
+                self._count(model, tally, None, now)
+            return
         failed = _failed_fallback_models(response)
         with self._lock:
             for failed_model in failed:  # a fallback chain's members that failed first
@@ -633,6 +659,8 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         if not (isinstance(served, str) and served) and response.llm_output:
             served = response.llm_output.get("model_name")
         model = served if isinstance(served, str) and served else hint
+        if _is_llm_cache_hit(usage):
+            return model or UNKNOWN_MODEL, _CACHE_HIT
         try:
             cost = resolve_call_cost(model, usage, metadata, self.price_table)
         except ValueError:  # a token count that is not a whole number >= 0

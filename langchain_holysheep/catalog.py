@@ -35,6 +35,7 @@ from langchain_holysheep._client import (
     get_sync_client,
 )
 from langchain_holysheep._http import aget_json, get_json
+from langchain_holysheep._secrets import mask_url
 from langchain_holysheep._settings import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -150,7 +151,7 @@ def model_not_found_error(
             response, body and ``partial_text`` are kept, and the new error is
             meant to be raised ``from`` it. ``None`` when the id was rejected
             before any chat request (``validate_model=True``).
-        base_url: The gateway URL, named in the message when there is no
+        base_url: The gateway URL, named (masked) in the message when there is no
             original error.
 
     Returns:
@@ -171,7 +172,7 @@ def model_not_found_error(
         )
         error.partial_text = original_error.partial_text
     else:
-        where = f" at {base_url}" if base_url else ""
+        where = f" at {mask_url(base_url)}" if base_url else ""
         message = f"The gateway{where} does not serve the model {model!r}. {hint}"
         body = {
             "error": {
@@ -192,7 +193,8 @@ def _local_404(base_url: str | None) -> Any:
     """A stand-in 404 response for an error detected before any request."""
     import httpx2  # noqa: PLC0415  (the openai SDK's HTTP layer, already loaded)
 
-    url = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions"
+    # The error outlives the call: its request names the URL, not its credentials.
+    url = mask_url(f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions")
     return httpx2.Response(404, request=httpx2.Request("POST", url))
 
 

@@ -10,7 +10,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages.utils import count_tokens_approximately
 from pydantic import (
     ConfigDict,
     Field,
@@ -28,13 +27,26 @@ from langchain_holysheep._convert import (
     StreamState,
     build_request,
     completion_to_result,
+    estimate_message_tokens,
+    estimate_text_tokens,
+    no_token_ids,
 )
-from langchain_holysheep._http import aopen_sse, apost_json, open_sse, post_json
+from langchain_holysheep._deadline import Deadline
+from langchain_holysheep._http import (
+    aopen_sse,
+    apost_json,
+    astream_events,
+    open_sse,
+    post_json,
+    stream_events,
+)
 from langchain_holysheep._profiles import get_capabilities
+from langchain_holysheep._secrets import mask_url
 from langchain_holysheep._settings import (
     DEFAULT_BASE_URL,
     GatewaySettings,
     HolySheepSerializable,
+    per_call_seconds,
 )
 from langchain_holysheep.ratelimit.limiter import (
     HolySheepRateLimiter,
@@ -47,6 +59,7 @@ from langchain_holysheep.ratelimit.limiter import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
+    import openai
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
@@ -60,6 +73,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
     from pydantic import BaseModel
 
+    from langchain_holysheep._convert import OnDrop
     from langchain_holysheep.errors import HolySheepError
     from langchain_holysheep.fallback import ChatHolySheepFallback
 
@@ -156,13 +170,15 @@ def _signature_computed_once(method: _F) -> _F:
     return method
 
 
-def _timed_result(data: object) -> tuple[float, ChatResult]:
-    """When the response arrived, then its parsed result.
+def _timed_result(
+    data: object, model: str, *, allow_empty: bool = False
+) -> tuple[float, ChatResult]:
+    """When the response arrived, then its parsed result (``model``: the id asked).
 
     ``post_json`` calls it inside the error translation, so a response error
     is masked like any other.
     """
-    return perf_counter(), completion_to_result(data)
+    return perf_counter(), completion_to_result(data, model, allow_empty=allow_empty)
 
 
 def _rejects_stream_options(error: HolySheepError, body: dict[str, Any]) -> bool:
@@ -217,7 +233,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         base_url: str
             Defaults to ``HOLYSHEEP_BASE_URL``, else ``https://api.holysheep.ai/v1``.
         timeout: float
-            Read/write timeout in seconds (default 120; never unlimited).
+            Seconds to wait for the response, or for each next stream chunk
+            (default 120; never unlimited). Per call too: ``invoke(x, timeout=5)``.
+        total_timeout: float | None
+            Seconds the whole call may take, stream included (default unset).
+            Per call too: ``invoke(x, total_timeout=30)``.
         connect_timeout: float
             Connect timeout in seconds (default 10).
         max_retries: int
@@ -333,6 +353,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Every failure is a ``langchain_holysheep.errors.HolySheepError`` (a
         langchain-core ``ModelError``) and, where the SDK could raise it, the
         matching ``openai`` error too. See ``docs/chat.md`` for the table.
+        Nothing passes silently: an answer with no text, no tool call and no
+        refusal raises the retryable ``HolySheepEmptyAnswerError`` (unless
+        ``allow_empty_answer=True``), an error object sent with a 200 raises
+        the error its code stands for, and a refusal is a standard ``refusal``
+        block in ``message.content_blocks``.
 
     All other methods are private or match ``BaseChatModel``.
     """
@@ -372,12 +397,25 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     """Extra JSON fields for every request; merged with a per-call ``extra_body``."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Other request parameters. Unknown constructor arguments land here."""
+    total_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the whole call may take, from the request to the last stream
+    chunk, retries included; past it the call raises
+    ``HolySheepTotalTimeoutError`` (a stream's text so far in ``partial_text``).
+    Unset by default: ``timeout`` (per wait) still bounds every wait. A
+    per-call ``total_timeout=`` overrides it."""
     validate_model: bool = False
     """Check the model id against the gateway's catalog (``GET /v1/models``,
     cached) on first use, and raise ``HolySheepModelNotFoundError`` with close
     suggestions before sending a chat request for an unknown id."""
+    allow_empty_answer: bool = False
+    """Return an answer with no text, no tool call and no refusal (``''``)
+    instead of raising ``HolySheepEmptyAnswerError`` (retryable, so a fallback
+    chain asks the next model), streamed or not."""
 
     _validated_models: set[str] = PrivateAttr(default_factory=set)
+    _on_drop: OnDrop | None = PrivateAttr(default=None)
+    """Set on a fallback chain's copy of a member: settings the model cannot
+    take but can do without are dropped and reported here, not refused."""
 
     # ----------------------------------------------------------- validation
     @model_validator(mode="before")
@@ -430,13 +468,31 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        """Everything that changes the output (used as the cache key)."""
-        return {
+        """Everything that changes the output (used as the cache key).
+
+        Callbacks and traces receive these as invocation params, so the URL's
+        credentials are masked.
+        """
+        params = {
             **self._default_params,
-            "base_url": self.base_url,
+            "base_url": mask_url(self.base_url),
             "extra_body": self.extra_body,
             "stream_usage": self.stream_usage,
         }
+        if self.allow_empty_answer:  # a cached '' must not reach a strict model
+            params["allow_empty_answer"] = True
+        return params
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The LLM-cache key, without a call's time bounds (they change no answer).
+
+        A fallback chain with a ``total_timeout`` passes each member the time
+        left, which differs on every call: with it in the key, a member's cache
+        would never hit.
+        """
+        kwargs.pop("timeout", None)
+        kwargs.pop("total_timeout", None)
+        return super()._get_llm_string(stop=stop, **kwargs)
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -464,7 +520,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool]
         | None = None,
     ) -> int:
-        """Estimate the prompt's tokens offline (no tokenizer download).
+        """Estimate the prompt's tokens offline (no tokenizer, no download).
 
         Uses langchain-core's ``count_tokens_approximately``: good enough for
         ``trim_messages`` and context budgeting on every model behind the gateway.
@@ -476,17 +532,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Returns:
             The approximate number of input tokens.
         """
-        from langchain_core.utils.function_calling import (  # noqa: PLC0415
-            convert_to_openai_tool,
-        )
-
-        schemas: list[BaseTool | dict[str, Any]] | None = (
-            [convert_to_openai_tool(t) for t in tools] if tools else None
-        )
-        return count_tokens_approximately(messages, tools=schemas)
+        return estimate_message_tokens(messages, tools)
 
     def get_num_tokens(self, text: str) -> int:
         """Estimate the tokens in ``text`` offline (about four characters a token).
+
+        With ``custom_get_token_ids`` set, the number of ids it returns.
 
         Args:
             text: Any text.
@@ -494,11 +545,26 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         Returns:
             The approximate number of tokens.
         """
-        from langchain_core.messages import HumanMessage  # noqa: PLC0415
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return estimate_text_tokens(text)
 
-        return count_tokens_approximately(
-            [HumanMessage(text)], extra_tokens_per_message=0
-        )
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from ``custom_get_token_ids``; there is no offline tokenizer.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            What ``custom_get_token_ids`` returns.
+
+        Raises:
+            NotImplementedError: At once, without ``custom_get_token_ids``
+                (nothing is downloaded); it says what to use instead.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise no_token_ids(type(self).__name__)
 
     # ---- tools and structured output
     # The rules live in ``_tools`` (tools, tool_choice, response_format, the
@@ -564,6 +630,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 strict=strict,
                 parallel_tool_calls=parallel_tool_calls,
                 response_format=response_format,
+                adapt=self._on_drop is not None,
             )
         )
         return self.bind(**kwargs)
@@ -606,9 +673,12 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 ``strict`` with ``json_mode``.
 
         The runnable raises ``langchain_core.exceptions.ModelRefusalError`` when
-        the model refuses, and ``OutputParserException`` when the answer has no
-        tool call or is not valid JSON (never a silent ``None``); with
-        ``include_raw=True`` both go to ``parsing_error``.
+        the model refuses, ``HolySheepIncompleteOutputError`` when the answer
+        was cut off (``finish_reason: "length"``, or JSON that ends early:
+        never a partial value), and ``HolySheepStructuredOutputError`` (an
+        ``OutputParserException``) when it has no tool call or is not valid
+        JSON (never a silent ``None``); with ``include_raw=True`` these go to
+        ``parsing_error``.
         """
         from langchain_holysheep._structured import (  # noqa: PLC0415
             structured_output,
@@ -633,22 +703,30 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002 (no tokens)
         **kwargs: Any,
     ) -> ChatResult:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=False)
+        model = body["model"]
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
-        self._ensure_served(config, body["model"])
+        self._ensure_served(config, model)
         if (limiter := self._holysheep_limiter()) is not None:
             limiter.reserve_chat(messages, body)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
-            with watching(limiter, body["model"]):
+            with watching(limiter, model):
                 end, result = post_json(
-                    client, _CHAT_PATH, body, self._request_options(), _timed_result
+                    client,
+                    _CHAT_PATH,
+                    body,
+                    options,
+                    self._parser(model),
+                    deadline=deadline,
                 )
         except Exception as error:
-            self._enrich_not_found(error, config, body["model"])
+            self._enrich_not_found(error, config, model)
             raise
-        _add_call_metadata(result.generations, body["model"], start, None, end)
+        _add_call_metadata(result.generations, model, start, None, end)
         return result
 
     @_signature_computed_once
@@ -659,22 +737,30 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=False)
+        model = body["model"]
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
-        await self._aensure_served(config, body["model"])
+        await self._aensure_served(config, model)
         if (limiter := self._holysheep_limiter()) is not None:
             await limiter.areserve_chat(messages, body)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         try:
-            with watching(limiter, body["model"]):
+            with watching(limiter, model):
                 end, result = await apost_json(
-                    client, _CHAT_PATH, body, self._request_options(), _timed_result
+                    client,
+                    _CHAT_PATH,
+                    body,
+                    options,
+                    self._parser(model),
+                    deadline=deadline,
                 )
         except Exception as error:
-            await self._aenrich_not_found(error, config, body["model"])
+            await self._aenrich_not_found(error, config, model)
             raise
-        _add_call_metadata(result.generations, body["model"], start, None, end)
+        _add_call_metadata(result.generations, model, start, None, end)
         return result
 
     def _stream(
@@ -684,6 +770,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
@@ -691,25 +778,28 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         if (limiter := self._holysheep_limiter()) is not None:
             limiter.reserve_chat(messages, body)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
             try:
-                stream = open_sse(client, _CHAT_PATH, body, self._request_options())
+                stream = open_sse(client, _CHAT_PATH, body, options, deadline=deadline)
             except Exception as error:
                 if not self._retry_without_stream_options(error, body):
                     self._enrich_not_found(error, config, body["model"])
                     raise
-                stream = open_sse(client, _CHAT_PATH, body, self._request_options())
-        state = StreamState()
+                stream = open_sse(client, _CHAT_PATH, body, options, deadline=deadline)
+        state = StreamState(body["model"])
         first: float | None = None
-        with closing(stream), self._translate_errors(partial=state.partial_text):
-            for data in stream:
+        with closing(stream), self._translate_errors(state.partial_text, deadline):
+            for data in stream_events(stream, deadline):
                 if (chunk := state.feed(data)) is not None:
                     if first is None:
                         first = perf_counter()
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            final = state.last_chunk(stream.response.request)
+            final = state.last_chunk(
+                stream.response.request, allow_empty=self.allow_empty_answer
+            )
             _add_call_metadata([final], body["model"], start, first, perf_counter())
             yield final
 
@@ -720,6 +810,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        options, total = self._time_bounds(kwargs)
         body = self._request_body(messages, stop, kwargs, stream=True)
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
@@ -727,30 +818,33 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         if (limiter := self._holysheep_limiter()) is not None:
             await limiter.areserve_chat(messages, body)
         start = perf_counter()
+        deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
             try:
                 stream = await aopen_sse(
-                    client, _CHAT_PATH, body, self._request_options()
+                    client, _CHAT_PATH, body, options, deadline=deadline
                 )
             except Exception as error:
                 if not self._retry_without_stream_options(error, body):
                     await self._aenrich_not_found(error, config, body["model"])
                     raise
                 stream = await aopen_sse(
-                    client, _CHAT_PATH, body, self._request_options()
+                    client, _CHAT_PATH, body, options, deadline=deadline
                 )
-        state = StreamState()
+        state = StreamState(body["model"])
         first: float | None = None
         try:
-            with self._translate_errors(partial=state.partial_text):
-                async for data in stream:
+            with self._translate_errors(state.partial_text, deadline):
+                async for data in astream_events(stream, deadline):
                     if (chunk := state.feed(data)) is not None:
                         if first is None:
                             first = perf_counter()
                         if run_manager:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
-                final = state.last_chunk(stream.response.request)
+                final = state.last_chunk(
+                    stream.response.request, allow_empty=self.allow_empty_answer
+                )
                 _add_call_metadata([final], body["model"], start, first, perf_counter())
                 yield final
         finally:
@@ -874,6 +968,37 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         return ChatHolySheepFallback(models=[self, *fallbacks], **options)
 
     # ------------------------------------------------------------ internals
+    def _time_bounds(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[openai.RequestOptions, float | None]:
+        """The call's SDK options and ``total_timeout``, taken out of its kwargs.
+
+        A per-call ``timeout``/``total_timeout`` bounds this call; neither is
+        sent to the gateway.
+
+        Raises:
+            HolySheepInputError: A per-call bound is not a positive number.
+        """
+        if (
+            self.total_timeout is None
+            and "timeout" not in kwargs
+            and "total_timeout" not in kwargs
+        ):
+            return self._request_options(), None  # the usual call
+        timeout = per_call_seconds(kwargs.pop("timeout", None), "timeout")
+        total = per_call_seconds(kwargs.pop("total_timeout", None), "total_timeout")
+        if total is None:
+            total = self.total_timeout
+        return self._request_options(timeout, total), total
+
+    def _parser(self, model: str) -> Callable[[object], tuple[float, ChatResult]]:
+        """How a completion for ``model`` is read.
+
+        An answer that says nothing raises, unless ``allow_empty_answer``.
+        """
+        allow_empty = self.allow_empty_answer
+        return lambda data: _timed_result(data, model, allow_empty=allow_empty)
+
     def _request_body(
         self,
         messages: list[BaseMessage],
@@ -893,6 +1018,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             extra_body=self.extra_body,
             stream_usage=self.stream_usage,
             no_stream_options=_STREAM_OPTIONS_REJECTED.get(self.base_url, ()),
+            on_drop=self._on_drop,
         )
 
     def _retry_without_stream_options(

@@ -15,6 +15,10 @@ Rules, in one place:
   ``cached_input_per_million`` price, or at ``input_per_million`` when the table
   has no cached price for the model; the remaining input tokens are billed at
   ``input_per_million``.
+* Cache-write tokens (``input_token_details["cache_creation"]``, Claude's prompt
+  caching) are part of ``input_tokens`` too, and billed at the model's
+  ``cache_write_per_million`` price, or at ``input_per_million`` when the table
+  has none (the packaged table lists none: the gateway publishes no such price).
 * Reasoning tokens (``output_token_details["reasoning"]``) are already included in
   ``output_tokens`` (OpenAI's accounting, which LangChain follows), so they are
   billed once, as output tokens.
@@ -75,6 +79,7 @@ _ROW_FIELDS = frozenset(
         "input_per_million",
         "output_per_million",
         "cached_input_per_million",
+        "cache_write_per_million",
         "source",
         "source_date",
     }
@@ -124,6 +129,8 @@ class ModelPrice:
             unknown; cached tokens are then billed at ``input_per_million``.
         source: Where the price comes from.
         source_date: ISO date (``YYYY-MM-DD``) of the source, if known.
+        cache_write_per_million: USD per 1M cache-write input tokens, or
+            ``None`` when unknown; they are then billed at ``input_per_million``.
     """
 
     model: str
@@ -132,9 +139,11 @@ class ModelPrice:
     cached_input_per_million: float | None = None
     source: str = _OVERRIDE_SOURCE
     source_date: str | None = None
+    cache_write_per_million: float | None = None
     _input: Decimal = field(init=False, repr=False, compare=False)
     _output: Decimal = field(init=False, repr=False, compare=False)
     _cached: Decimal = field(init=False, repr=False, compare=False)
+    _write: Decimal = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the row and precompute exact decimal prices.
@@ -157,6 +166,13 @@ class ModelPrice:
                 self.cached_input_per_million, f"{where}: cached_input_per_million"
             )
         )
+        write = (
+            input_
+            if self.cache_write_per_million is None
+            else _price_decimal(
+                self.cache_write_per_million, f"{where}: cache_write_per_million"
+            )
+        )
         if not isinstance(self.source, str):
             raise PriceTableError(f"{where}: source must be a string")
         if self.source_date is not None:
@@ -171,30 +187,42 @@ class ModelPrice:
         object.__setattr__(self, "_input", input_)
         object.__setattr__(self, "_output", output)
         object.__setattr__(self, "_cached", cached)
+        object.__setattr__(self, "_write", write)
 
     def cost(
-        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> Cost:
         """Price a token count with this row.
 
         Args:
-            input_tokens: All input tokens, cached ones included.
+            input_tokens: All input tokens, cached and cache-write ones included.
             output_tokens: All output tokens, reasoning tokens included.
             cached_input_tokens: How many of ``input_tokens`` were cache reads.
                 Clamped to ``input_tokens``.
+            cache_write_tokens: How many of ``input_tokens`` were written to the
+                cache. Clamped to what the cache reads leave.
 
         Returns:
             The exact cost, with ``source="price_table"``.
         """
         cached = min(cached_input_tokens, input_tokens)
+        written = min(cache_write_tokens, input_tokens - cached)
         input_usd = _CTX.divide(
-            _CTX.multiply(Decimal(input_tokens - cached), self._input), _MILLION
+            _CTX.multiply(Decimal(input_tokens - cached - written), self._input),
+            _MILLION,
         )
         cached_usd = _CTX.divide(_CTX.multiply(Decimal(cached), self._cached), _MILLION)
+        write_usd = _CTX.divide(_CTX.multiply(Decimal(written), self._write), _MILLION)
         output_usd = _CTX.divide(
             _CTX.multiply(Decimal(output_tokens), self._output), _MILLION
         )
-        total = _CTX.add(_CTX.add(input_usd, cached_usd), output_usd)
+        total = _CTX.add(
+            _CTX.add(_CTX.add(input_usd, cached_usd), write_usd), output_usd
+        )
         return Cost(
             usd=_round_usd(total),
             source="price_table",
@@ -203,6 +231,7 @@ class ModelPrice:
             output_usd=_round_usd(output_usd),
             cached_input_usd=_round_usd(cached_usd),
             price=self,
+            cache_write_usd=_round_usd(write_usd),
         )
 
 
@@ -221,6 +250,8 @@ class Cost:
         cached_input_usd: Cost of the cached input tokens (``None`` for gateway
             costs).
         price: The price row used, for ``"price_table"`` costs.
+        cache_write_usd: Cost of the cache-write input tokens (``None`` for
+            gateway costs).
     """
 
     usd: float
@@ -230,6 +261,7 @@ class Cost:
     output_usd: float | None = None
     cached_input_usd: float | None = None
     price: ModelPrice | None = None
+    cache_write_usd: float | None = None
 
     @property
     def usd_decimal(self) -> Decimal:
@@ -479,6 +511,7 @@ def _row_from_mapping(
             cached_input_per_million=data.get("cached_input_per_million"),
             source=data.get("source", _OVERRIDE_SOURCE),
             source_date=data.get("source_date"),
+            cache_write_per_million=data.get("cache_write_per_million"),
         )
     except PriceTableError as exc:
         raise PriceTableError(f"{origin}: {exc}") from None
@@ -658,15 +691,18 @@ def _token_count(value: object, what: str) -> int:
     return value
 
 
-def _usage_tokens(usage: Mapping[str, Any]) -> tuple[int, int, int] | None:
-    """Return (input, cached input, output) tokens, or None when there are none."""
+def _usage_tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
+    """(input, cached input, output, cache-write) tokens, or None when none."""
     if usage.get("input_tokens") is None and usage.get("output_tokens") is None:
         return None
     input_tokens = _token_count(usage.get("input_tokens"), "input_tokens")
     output_tokens = _token_count(usage.get("output_tokens"), "output_tokens")
     details = usage.get("input_token_details") or {}
     cached = _token_count(details.get("cache_read"), "input_token_details.cache_read")
-    return input_tokens, min(cached, input_tokens), output_tokens
+    written = _token_count(
+        details.get("cache_creation"), "input_token_details.cache_creation"
+    )
+    return input_tokens, min(cached, input_tokens), output_tokens, written
 
 
 def _reported_usd(value: object) -> float | None:
@@ -697,7 +733,7 @@ def cost_from_usage(
         model: The model id that served the call.
         usage_metadata: ``AIMessage.usage_metadata``: ``input_tokens``,
             ``output_tokens``, and optionally ``input_token_details["cache_read"]``
-            and ``output_token_details["reasoning"]``.
+            and ``["cache_creation"]`` and ``output_token_details["reasoning"]``.
         gateway_cost_usd: The gateway's own cost for the call. When given it is
             returned as is (``source="gateway"``) and the table is not used.
         table: Price table; defaults to :func:`load_price_table` ``()``.
@@ -729,8 +765,8 @@ def cost_from_usage(
     tokens = _usage_tokens(usage_metadata)
     if tokens is None:
         return None
-    input_tokens, cached, output_tokens = tokens
-    return price.cost(input_tokens, output_tokens, cached)
+    input_tokens, cached, output_tokens, written = tokens
+    return price.cost(input_tokens, output_tokens, cached, written)
 
 
 def resolve_call_cost(

@@ -64,7 +64,13 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        """Print ``<prog>: error: <message>`` and exit with status 2."""
+        """Print ``<prog>: error: <message>`` and exit with status 2.
+
+        The message quotes arguments, so credentials in them are masked.
+        """
+        from langchain_holysheep._secrets import mask_text  # noqa: PLC0415
+
+        message = mask_text(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -312,10 +318,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mask(text: str, secret: str | None) -> str:
-    from langchain_holysheep.errors import mask_secrets  # noqa: PLC0415
+_OFFLINE_HINT = (
+    " To try the command without a gateway, unset HOLYSHEEP_API_KEY (or pass "
+    "--offline): it then runs against the built-in offline gateway."
+)
 
-    return mask_secrets(text, secret)
+
+def _credentials(args: argparse.Namespace) -> tuple[str, ...]:
+    """The key and the gateway URL's credentials, from the flags and environment."""
+    from langchain_holysheep._secrets import credential_values  # noqa: PLC0415
+
+    return credential_values(
+        api_key=os.environ.get("HOLYSHEEP_API_KEY") or None,
+        base_url=getattr(args, "base_url", None)
+        or os.environ.get("HOLYSHEEP_BASE_URL"),
+    )
+
+
+def _mask(text: str, values: tuple[str, ...]) -> str:
+    from langchain_holysheep._secrets import mask_text  # noqa: PLC0415
+
+    return mask_text(text, values)
+
+
+def _request_failed(error: Exception, values: tuple[str, ...]) -> str:
+    """The line a failed request prints; a connection error says how to go offline."""
+    from langchain_holysheep.errors import HolySheepConnectionError  # noqa: PLC0415
+
+    message = _mask(one_line(str(error)), values)
+    if isinstance(error, HolySheepConnectionError):
+        message += _OFFLINE_HINT
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -329,11 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    secret = os.environ.get("HOLYSHEEP_API_KEY") or None
     try:
         return handler(args)
     except CLIError as error:
-        message = _mask(one_line(str(error)), secret)
+        message = _mask(one_line(str(error)), _credentials(args))
         sys.stderr.write(f"{PROG} {args.command}: error: {message}\n")
         return error.status
     except Exception as error:
@@ -342,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(error, HolySheepError):
             raise
-        sys.stderr.write(f"error: {_mask(one_line(str(error)), secret)}\n")
+        sys.stderr.write(f"error: {_request_failed(error, _credentials(args))}\n")
         return EXIT_REQUEST_FAILED
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

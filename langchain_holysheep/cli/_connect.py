@@ -50,6 +50,13 @@ class Connection:
     gateway: OfflineGateway | None = None
     timeout: float = 60.0
 
+    @property
+    def shown_url(self) -> str:
+        """The gateway URL as output may show it (credentials masked)."""
+        from langchain_holysheep._secrets import mask_url  # noqa: PLC0415
+
+        return mask_url(self.base_url)
+
     def chat_model(self, model: str = DEFAULT_MODEL, **kwargs: Any) -> ChatHolySheep:
         """A ``ChatHolySheep`` pointed at this gateway.
 

@@ -397,7 +397,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         mode = (
             "OFFLINE: built-in gateway, scripted replies"
             if connection.offline
-            else f"live gateway {connection.base_url}"
+            else f"live gateway {connection.shown_url}"
         )
         out.write(f"HolySheep demo ({mode}), model {args.model}\n")
         ctx = DemoContext(connection, llm, out, connection.gateway)

@@ -11,9 +11,21 @@ succeeds. What makes it fall over, and what does not::
     error event inside a stream, truncated       fall over    up to max_retries
     stream, body that is not a completion
     404 model not found                          fall over    no
+    an empty answer (no text, tool call or       fall over    up to max_retries
+    refusal), streamed or not
+    an error object with a 200: as its status    as status    as status
     400, 401, 403, 422, context overflow, 402    raise        no
     a response_checks rejection (not streams)    fall over    no
+    structured output that cannot be parsed      fall over    once, if
+                                                              reprompt_on_parse_error
     member skipped: its circuit is open          fall over    no
+    input the member's model cannot take         fall over    no
+    (HolySheepUnsupportedInputError, not sent)
+
+Each member keeps its own model's rules: a setting it can do without
+(``top_p`` beside ``temperature`` for Claude Sonnet 4.5, ``parallel_tool_calls``
+where the model lacks it) is left out of its request with one warning, and the
+chain's ``profile`` is what every member's profile has in common.
 
 Streams commit on the first chunk that carries output (text, reasoning or a
 tool-call delta): before it the chain may fall over (nothing has been yielded);

@@ -5,17 +5,27 @@ the four chat-model calls; each call walks the members with one
 :class:`~langchain_holysheep.fallback._walk.Walk`, so only the I/O differs
 between them. :class:`_StructuredFallback` is its ``with_structured_output``:
 every member's own structured-output runnable, walked the same way.
+
+Each member keeps its own model's rules: a ``ChatHolySheep`` member is a copy
+whose requests leave out what the model can do without (with one warning per
+setting), and input the model cannot take at all makes that member a failed
+attempt (``HolySheepUnsupportedInputError``) instead of ending the call. The
+chain's ``profile`` is what every member's profile has in common.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Self
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.runnables import RunnableSerializable
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableLambda, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
@@ -27,12 +37,25 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_holysheep._convert import (
+    estimate_message_tokens,
+    estimate_text_tokens,
+    input_error,
+    no_token_ids,
+)
+from langchain_holysheep._deadline import Deadline
+from langchain_holysheep._profiles import intersect_profiles, model_profile
+from langchain_holysheep._secrets import mask_settings
 from langchain_holysheep._settings import (
     HolySheepSerializable,
+    init_masking_credentials,
+    per_call_seconds,
     restore_key,
     without_key,
 )
+from langchain_holysheep._structured import reprompt_messages
 from langchain_holysheep.chat_models import ChatHolySheep
+from langchain_holysheep.errors import HolySheepUnsupportedInputError
 from langchain_holysheep.fallback._breaker import (
     CircuitBreakerPolicy,
     CircuitSnapshot,
@@ -55,12 +78,13 @@ from langchain_holysheep.fallback._policy import (
     FallbackOn,
     ResponseCheck,
     is_fallback_error,
+    is_parse_error,
 )
 from langchain_holysheep.fallback._shared import get_circuit_breaker
 from langchain_holysheep.fallback._walk import Walk
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
     from langchain_core.callbacks import (
         AsyncCallbackManagerForChainRun,
@@ -69,11 +93,12 @@ if TYPE_CHECKING:
         CallbackManagerForLLMRun,
     )
     from langchain_core.language_models import LangSmithParams, LanguageModelInput
+    from langchain_core.language_models.model_profile import ModelProfile
     from langchain_core.load.serializable import (
         SerializedConstructor,
         SerializedNotImplemented,
     )
-    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
@@ -125,7 +150,16 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     All other methods are private or match ``BaseChatModel``.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    # A validation error would quote its input, the settings' credentials included.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, populate_by_name=True, hide_input_in_errors=True
+    )
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's field signature
+
+        def __init__(self, **data: Any) -> None:
+            """Validate the chain; errors never carry a credential."""
+            init_masking_credentials(super().__init__, data)
 
     models: list[BaseChatModel | str] = Field(min_length=1)
     """The members, in the order they are tried (the first is the primary)."""
@@ -135,12 +169,29 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     response_checks: tuple[ResponseCheck, ...] = ()
     """Checks on non-streamed answers (e.g. :func:`empty_content`,
     :func:`finish_reason_length`); a rejected answer falls over."""
+    fallback_on_parse_error: bool = True
+    """In ``with_structured_output``: an answer that cannot be parsed into the
+    schema (not JSON, no tool call, cut off at ``max_tokens``, values that do
+    not fit) is a failed attempt, recorded like an error, and the next member
+    is asked. ``False`` raises the parse error at once."""
+    reprompt_on_parse_error: bool = False
+    """In ``with_structured_output``: before moving on from an unparsable
+    answer, ask the same member once more, with the parse error added to the
+    conversation (both answers are attempts)."""
     max_retries: int = Field(default=0, ge=0)
     """Extra tries of the same member for a retryable error, before moving on.
     The member's own SDK retries are off."""
     max_retry_after: float = Field(default=2.0, ge=0)
     """The longest ``Retry-After`` (seconds) the chain waits to retry a member;
     a longer one moves on at once."""
+    total_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a whole chain call may take: every attempt, the waits between
+    them and the stream, to its last chunk. Past it the call raises
+    ``HolySheepTotalTimeoutError`` (a stream's text so far in
+    ``partial_text``), never falls over. ``ChatHolySheep`` members get the
+    time left as their own ``total_timeout``; other providers' members are
+    bounded between attempts only. Default unset; a per-call
+    ``total_timeout=`` overrides it."""
     retry_backoff: float = Field(default=0.5, ge=0)
     """Base of the jittered exponential wait between tries of one member when
     the error gave no ``Retry-After`` (capped by ``max_retry_after``)."""
@@ -256,6 +307,27 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         return self
 
     # ------------------------------------------------- serialization overrides
+    def _connection_fields(
+        self,
+    ) -> tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """The URL, headers and query of ``settings`` (members given as ids)."""
+        return (
+            self.settings.get("base_url"),
+            self.settings.get("default_headers"),
+            self.settings.get("default_query"),
+        )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr``/``str``, with the credentials in ``settings`` masked.
+
+        Members show their own (masked) ``repr``.
+        """
+        for name, value in super().__repr_args__():
+            if name == "settings" and isinstance(value, dict):
+                yield name, mask_settings(value)
+            else:
+                yield name, value
+
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without the key and without built members (they hold locks).
 
@@ -289,6 +361,12 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         if data["type"] != "constructor":  # pragma: no cover (always serializable)
             return data
         kwargs = data["kwargs"]
+        # Connection settings holding credentials went to the top level as
+        # secret references (``_collect_settings`` moves them back on load).
+        if moved := {"base_url", "default_headers", "default_query"} & set(kwargs):
+            kwargs["settings"] = {
+                k: v for k, v in kwargs.get("settings", {}).items() if k not in moved
+            }
         if self.fallback_on == (is_fallback_error,):
             kwargs.pop("fallback_on", None)
         policy = self.circuit_breaker
@@ -315,6 +393,12 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             ],
         }
 
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The LLM-cache key, without a call's time bounds (they change no answer)."""
+        kwargs.pop("timeout", None)
+        kwargs.pop("total_timeout", None)
+        return super()._get_llm_string(stop=stop, **kwargs)
+
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
@@ -322,10 +406,24 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         params["ls_model_type"] = "chat"
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What every member's profile has in common (see ``intersect_profiles``).
+
+        Members given as ids count with their own model's profile.
+        """
+        return intersect_profiles(
+            model_profile(m) if isinstance(m, str) else m.profile for m in self.models
+        )
+
     @property
     def model_names(self) -> list[str]:
         """The members' model ids, in the order they are tried."""
         return [m.name for m in self._members()]
+
+    # ---- token counting: offline, whatever the members are
+    # Every ChatHolySheep member (the primary included) gives the same offline
+    # estimate, so the chain gives it too, without asking any member: another
+    # provider's model may count by downloading a tokenizer or calling its API.
 
     def get_num_tokens_from_messages(
         self,
@@ -333,16 +431,72 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool]
         | None = None,
     ) -> int:
-        """Count tokens as the primary model does.
+        """Estimate the prompt's tokens offline, as every ``ChatHolySheep`` does.
+
+        The same estimate as the primary's (and every ``ChatHolySheep``
+        member's); no member is asked, so nothing is downloaded or sent.
 
         Args:
             messages: The conversation.
-            tools: Tools bound to the call.
+            tools: Tools bound to the call (counted by their JSON size).
 
         Returns:
-            The primary's count.
+            The approximate number of input tokens.
         """
-        return self._members()[0].model.get_num_tokens_from_messages(messages, tools)
+        return estimate_message_tokens(messages, tools)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Estimate the tokens in ``text`` offline (as ``ChatHolySheep`` does).
+
+        With ``custom_get_token_ids`` set on the chain, the number of its ids.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            The approximate number of tokens.
+        """
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return estimate_text_tokens(text)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from ``custom_get_token_ids``; there is no offline tokenizer.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            What ``custom_get_token_ids`` returns.
+
+        Raises:
+            NotImplementedError: At once, without ``custom_get_token_ids``.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise no_token_ids(type(self).__name__)
+
+    # ---- resources
+    def close(self) -> None:
+        """Close the connection pools of the ``ChatHolySheep`` members.
+
+        Members built from ids share one pool, closed once; a closed pool is
+        rebuilt on the next call. Other providers' members are left to their
+        owner. Usually unnecessary: pools live for the process.
+        """
+        for member in self._members():
+            if isinstance(member.model, ChatHolySheep):
+                member.model.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's pools of the ``ChatHolySheep`` members.
+
+        As :meth:`close`, for async pools (also closed when the loop shuts
+        down, e.g. when ``asyncio.run`` returns).
+        """
+        for member in self._members():
+            if isinstance(member.model, ChatHolySheep):
+                await member.model.aclose()
 
     def circuit_states(self) -> dict[str, CircuitSnapshot]:
         """Each member's breaker state (empty with breakers off).
@@ -362,8 +516,11 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools to every member, each through its own ``bind_tools``.
 
-        Each member is checked now (a member that cannot take the tools or the
-        options raises here, not mid-failover).
+        Each member is checked now. A member that cannot take the tools or an
+        option (``strict=True`` on a model without strict schemas, a forced
+        ``tool_choice``) is a failed attempt when called, and the next member is
+        asked; ``parallel_tool_calls`` is left out for members without it (one
+        warning). If no member can take them, this raises now.
 
         Args:
             tools: Tools in any form ``bind_tools`` accepts.
@@ -374,17 +531,25 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         Returns:
             The chain with the tools bound (``kwargs["tools"]`` holds them in
             OpenAI format).
+
+        Raises:
+            HolySheepInputError: No member can take the tools and options.
+            NotImplementedError: A member has no tool calling at all.
         """
         formatted = [convert_to_openai_tool(t) for t in tools]
         options = dict(kwargs)
         if tool_choice is not None:
             options["tool_choice"] = tool_choice
+        refused: list[str] = []
         for member in self._members():
             try:
                 member.model.bind_tools(formatted, **options)
             except NotImplementedError as error:
                 msg = f"Fallback member {member.name!r} does not support tool calling."
                 raise NotImplementedError(msg) from error
+            except HolySheepUnsupportedInputError as error:
+                refused.append(f"{member.name}: {error}")
+        _check_some_member_can(refused, len(self._members()), "these tools and options")
         return self.bind(tools=formatted, **{TOOL_OPTIONS: options})
 
     def with_structured_output(
@@ -403,13 +568,35 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
 
         Returns:
             A runnable that falls over like the chain (streams are not
-            committed early: the whole answer is parsed).
+            committed early: the whole answer is parsed). An answer that
+            cannot be parsed falls over too (``fallback_on_parse_error``),
+            after one re-prompt with ``reprompt_on_parse_error``; with
+            ``include_raw=True`` and no member parsed, the last answer is
+            returned with the group of every attempt as ``parsing_error``. A
+            member that cannot give this output (``method="json_schema"`` on a
+            model without it) is a failed attempt when called.
+
+        Raises:
+            HolySheepInputError: No member can give this structured output.
         """
-        runnables = [
-            m.model.with_structured_output(schema, include_raw=include_raw, **kwargs)  # type: ignore[arg-type]
-            for m in self._members()
-        ]
-        return _StructuredFallback(chain=self, runnables=runnables)
+        runnables: list[Any] = []
+        refused: list[str] = []
+        for member in self._members():
+            try:
+                runnables.append(
+                    member.model.with_structured_output(
+                        schema,  # type: ignore[arg-type]
+                        include_raw=True,
+                        **kwargs,
+                    )
+                )
+            except HolySheepUnsupportedInputError as error:
+                refused.append(f"{member.name}: {error}")
+                runnables.append(RunnableLambda(partial(_refuse, error)))
+        _check_some_member_can(refused, len(runnables), "this structured output")
+        return _StructuredFallback(
+            chain=self, runnables=runnables, include_raw=include_raw
+        )
 
     # ----------------------------------------------------------- the calls
     def _generate(
@@ -419,10 +606,11 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
             with walk.attempt():
+                model, call_kwargs = prepare(member.model, kwargs)
+                call_kwargs = walk.bounded(member, call_kwargs)
                 result = model._generate_with_cache(messages, stop=stop, **call_kwargs)  # noqa: SLF001
             if walk.answered and walk.accepts(result):
                 return _annotate(result, member, walk.succeeded())
@@ -435,10 +623,11 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         async for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
             with walk.attempt():
+                model, call_kwargs = prepare(member.model, kwargs)
+                call_kwargs = walk.bounded(member, call_kwargs)
                 result = await model._agenerate_with_cache(  # noqa: SLF001
                     messages, stop=stop, **call_kwargs
                 )
@@ -453,9 +642,13 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():  # a member that cannot take the call fails here
+                model, call_kwargs = prepare(member.model, kwargs)
+                call_kwargs = walk.bounded(member, call_kwargs)
+            if not walk.answered:
+                continue
             chunks = open_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -482,9 +675,13 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        walk = self._walk()
+        walk = self._walk(kwargs)
         async for member in walk:
-            model, call_kwargs = prepare(member.model, kwargs)
+            with walk.attempt():  # a member that cannot take the call fails here
+                model, call_kwargs = prepare(member.model, kwargs)
+                call_kwargs = walk.bounded(member, call_kwargs)
+            if not walk.answered:
+                continue
             chunks = aopen_stream(model, messages, stop, call_kwargs)
             try:
                 with walk.attempt():
@@ -517,15 +714,26 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             return self._built
 
     def _build(self, spec: BaseChatModel | str) -> Member:
+        """One member; a ``ChatHolySheep`` one is a copy that adapts its requests.
+
+        The copy runs with SDK retries off, carries its own model's profile
+        (an id copies the template's settings, not its profile) and leaves out
+        what its model can do without, warning once (``Member.drop_setting``).
+        The user's own models are not changed.
+        """
         model: BaseChatModel
         if isinstance(spec, str):
             if self._template is None:  # pragma: no cover (set by the validator)
                 msg = "no template to build model ids from"
                 raise RuntimeError(msg)
             model = self._template.model_copy(
-                update={"model_name": spec, "max_retries": 0}
+                update={
+                    "model_name": spec,
+                    "max_retries": 0,
+                    "profile": model_profile(spec),
+                }
             )
-        elif isinstance(spec, ChatHolySheep) and spec.max_retries:
+        elif isinstance(spec, ChatHolySheep):
             model = spec.model_copy(update={"max_retries": 0})
         else:
             model = spec
@@ -535,10 +743,41 @@ class ChatHolySheepFallback(HolySheepSerializable, BaseChatModel):
             if self.circuit_breaker is not None
             else None
         )
-        return Member(name=name, model=model, breaker=breaker)
+        member = Member(
+            name=name,
+            model=model,
+            breaker=breaker,
+            takes_total_timeout=isinstance(model, ChatHolySheep),
+        )
+        if isinstance(model, ChatHolySheep):
+            model._on_drop = member.drop_setting  # noqa: SLF001
+        return member
 
-    def _walk(self) -> Walk:
-        return Walk(settings=self, members=self._members())
+    def _walk(self, kwargs: dict[str, Any] | None = None) -> Walk:
+        """A walk for one call; a per-call ``total_timeout`` is taken out of it."""
+        total = per_call_seconds(
+            (kwargs or {}).pop("total_timeout", None), "total_timeout"
+        )
+        if total is None:
+            total = self.total_timeout
+        deadline = None if total is None else Deadline(total)
+        return Walk(settings=self, members=self._members(), deadline=deadline)
+
+
+def _check_some_member_can(refused: list[str], members: int, what: str) -> None:
+    """Raise when every member refused ``what``: no call could ever succeed."""
+    if len(refused) == members:
+        raise input_error(
+            f"No member of the fallback chain can take {what}: " + "; ".join(refused)
+        )
+
+
+def _refuse(error: Exception, _input: object) -> NoReturn:
+    """A member's stand-in runnable: its refusal, raised inside the attempt.
+
+    A fresh copy each time, so concurrent calls never share a traceback.
+    """
+    raise copy.copy(error)
 
 
 def _annotate(
@@ -553,12 +792,17 @@ def _annotate(
 
 
 class _StructuredFallback(RunnableSerializable[Any, Any]):
-    """``with_structured_output`` of a chain: each member's own, tried in order."""
+    """``with_structured_output`` of a chain: each member's own, tried in order.
+
+    Every member's runnable returns ``{"raw", "parsed", "parsing_error"}``, so
+    an unparsable answer is seen, not raised: :class:`_Answers` decides.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     chain: ChatHolySheepFallback
     runnables: list[Any]
+    include_raw: bool = False
 
     def invoke(
         self,
@@ -584,15 +828,15 @@ class _StructuredFallback(RunnableSerializable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         walk = self.chain._walk()  # noqa: SLF001
+        answers = _Answers(self, input_)
         for _ in walk:
             runnable = self.runnables[walk.index]
             child = patch_config(config, callbacks=run_manager.get_child())
             with walk.attempt():
-                output = runnable.invoke(input_, child, **kwargs)
-            if walk.answered:
-                walk.succeeded()
-                return output
-        raise walk.exhausted()
+                output = runnable.invoke(answers.input_for(walk), child, **kwargs)
+            if walk.answered and answers.settled(walk, output):
+                return answers.result
+        return answers.exhausted(walk)
 
     async def _ainvoke(
         self,
@@ -602,12 +846,97 @@ class _StructuredFallback(RunnableSerializable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         walk = self.chain._walk()  # noqa: SLF001
+        answers = _Answers(self, input_)
         async for _ in walk:
             runnable = self.runnables[walk.index]
             child = patch_config(config, callbacks=run_manager.get_child())
             with walk.attempt():
-                output = await runnable.ainvoke(input_, child, **kwargs)
-            if walk.answered:
-                walk.succeeded()
-                return output
-        raise walk.exhausted()
+                output = await runnable.ainvoke(
+                    answers.input_for(walk), child, **kwargs
+                )
+            if walk.answered and answers.settled(walk, output):
+                return answers.result
+        return answers.exhausted(walk)
+
+
+@dataclass(slots=True)
+class _Answers:
+    """One structured call's answers: what each member is asked, what is returned."""
+
+    owner: _StructuredFallback
+    input: Any
+    reprompts: dict[int, list[BaseMessage]] = field(default_factory=dict)
+    """The re-prompt conversation per member position (asked once)."""
+    last: dict[str, Any] | None = None
+    """The last unparsable answer (``include_raw`` returns it at the end)."""
+    result: Any = None
+
+    def input_for(self, walk: Walk) -> Any:
+        """The input for the member being tried (its re-prompt, if one is due)."""
+        return self.reprompts.get(walk.index, self.input)
+
+    def settled(self, walk: Walk, output: Any) -> bool:
+        """Whether ``output`` ends the call (then ``result`` holds the value).
+
+        Raises:
+            Exception: A parsing error that does not fall over (a refusal, or
+                any with ``fallback_on_parse_error=False``), unless
+                ``include_raw`` (then it is returned).
+        """
+        parsed, error = _parsed(output)
+        if error is None:
+            member, attempts = walk.current, walk.succeeded()
+            raw = output.get("raw") if isinstance(output, dict) else None
+            if member is not None and isinstance(raw, BaseMessage):
+                raw.response_metadata.setdefault("model_name", member.name)
+                raw.response_metadata["fallback_attempts"] = attempts
+            self.result = output if self.owner.include_raw else parsed
+            return True
+        chain = self.owner.chain
+        if not (chain.fallback_on_parse_error and is_parse_error(error)):
+            walk.note_earlier_attempts(error)
+            if not self.owner.include_raw:
+                raise error
+            self.result = output
+            return True
+        reprompt = chain.reprompt_on_parse_error and walk.index not in self.reprompts
+        if reprompt:
+            messages = chain._convert_input(self.input).to_messages()  # noqa: SLF001
+            self.reprompts[walk.index] = reprompt_messages(messages, error)
+        self.last = output
+        walk.unparsable(error, reprompt=reprompt)
+        return False
+
+    def exhausted(self, walk: Walk) -> Any:
+        """No member answered in the schema: the group of every attempt.
+
+        Raises:
+            HolySheepFallbackError: Unless ``include_raw`` and some member
+                answered (then the last answer is returned with the group as
+                its ``parsing_error``).
+        """
+        group = walk.exhausted()
+        if self.owner.include_raw and self.last is not None:
+            return {**self.last, "parsed": None, "parsing_error": group}
+        raise group
+
+
+def _parsed(output: Any) -> tuple[Any, Exception | None]:
+    """``(parsed, parsing_error)`` of a member's ``include_raw`` output.
+
+    A ``parsed`` of ``None`` with no error (a foreign member's parser that
+    found nothing) is an unparsable answer too: never a silent ``None``.
+    """
+    if not isinstance(output, dict) or "parsing_error" not in output:
+        return output, None
+    parsed, error = output.get("parsed"), output.get("parsing_error")
+    if error is None and parsed is None:
+        from langchain_holysheep.errors import (  # noqa: PLC0415
+            HolySheepStructuredOutputError,
+        )
+
+        error = HolySheepStructuredOutputError(
+            "The model's answer held no structured output (parsed is None).",
+            llm_output=getattr(output.get("raw"), "text", None),
+        )
+    return parsed, error

@@ -1,21 +1,25 @@
 """One member of a fallback chain, and how one call to it is made.
 
-A :class:`Member` is a chat model with its display name and breaker. The helpers
-prepare a call's kwargs (tools bound through the member's own ``bind_tools``),
-open its stream (or one whole-answer chunk when it cannot stream), read the
-stream up to the commit point, and name the model that served.
+A :class:`Member` is a chat model with its display name and breaker, and the
+one warning per setting it had to leave out. The helpers prepare a call's kwargs
+(tools bound through the member's own ``bind_tools``), open its stream (or one
+whole-answer chunk when it cannot stream), read the stream up to the commit
+point, and name the model that served.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableBinding
+
+from langchain_holysheep._secrets import mask_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -55,6 +59,31 @@ class Member:
     """The chat model (a ``ChatHolySheep`` runs with SDK retries off)."""
     breaker: CircuitBreaker | None
     """Its shared breaker, or ``None`` with breakers off."""
+    takes_total_timeout: bool = False
+    """Whether a call may pass it ``total_timeout`` (a ``ChatHolySheep``)."""
+    dropped: set[str] = field(default_factory=set)
+    """The settings it left out of a request so far (each warned about once)."""
+
+    def drop_setting(self, model: str, setting: str, reason: str) -> None:
+        """A setting this member cannot take was left out: warn the first time.
+
+        The member's ``ChatHolySheep`` calls it (its ``_on_drop``) from
+        :func:`~langchain_holysheep._convert.build_request`.
+
+        Args:
+            model: The model id the request named.
+            setting: The request parameter left out.
+            reason: Why the model cannot take it.
+        """
+        if setting in self.dropped:
+            return
+        self.dropped.add(setting)
+        warnings.warn(
+            f"Fallback member {model!r} cannot take {setting} ({reason}): it is "
+            "left out of this member's requests; the other members still get it.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def scope(model: BaseChatModel) -> str:
@@ -64,12 +93,13 @@ def scope(model: BaseChatModel) -> str:
         model: The member.
 
     Returns:
-        Its base URL, else its class's qualified name.
+        Its base URL (credentials masked: the scope shows in health checks and
+        ``repr``), else its class's qualified name.
     """
     for name in ("base_url", "openai_api_base", "api_base", "endpoint"):
         value = getattr(model, name, None)
         if isinstance(value, str) and value:
-            return value
+            return mask_url(value)
     return f"{type(model).__module__}.{type(model).__qualname__}"
 
 

@@ -1,9 +1,10 @@
 """The fallback trigger policy: which outcomes fall over, and how long to wait.
 
 Pure functions, no state: whether an error may pass on retry, whether it makes
-the chain try the next member, the stock response checks, and the wait before
-trying the same member again. :mod:`langchain_holysheep.fallback._walk` applies
-them; the chain only holds the settings.
+the chain try the next member, whether a structured answer failed to parse, the
+stock response checks, and the wait before trying the same member again.
+:mod:`langchain_holysheep.fallback._walk` applies them; the chain only holds
+the settings.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "empty_content",
     "finish_reason_length",
     "is_fallback_error",
+    "is_parse_error",
     "is_retryable",
     "rejection",
     "retry_after",
@@ -106,6 +108,25 @@ def is_fallback_error(error: BaseException) -> bool:
     if status is not None:
         return status in _FALLBACK_STATUSES or status >= _SERVER_ERROR
     return isinstance(error, (TimeoutError, ConnectionError))
+
+
+def is_parse_error(error: BaseException) -> bool:
+    """Whether a structured-output error means "the answer could not be parsed".
+
+    With ``fallback_on_parse_error`` (the default) such an answer counts as a
+    failed attempt and the next member is asked: another model may well
+    answer in the schema. A refusal (``ModelRefusalError``) is not a parse
+    error: it is raised (or returned with ``include_raw=True``).
+
+    Args:
+        error: The ``parsing_error`` of a member's structured output.
+
+    Returns:
+        ``True`` for parser errors: ``OutputParserException`` (the package's
+        ``HolySheepStructuredOutputError`` and ``HolySheepIncompleteOutputError``
+        among them), pydantic's ``ValidationError`` and other ``ValueError``s.
+    """
+    return isinstance(error, ValueError)
 
 
 def triggers(error: Exception, fallback_on: Iterable[FallbackOn]) -> bool:

@@ -6,7 +6,11 @@ iterator: iterate the walk to get the member to try (``for`` waits with
 ``time.sleep``, ``async for`` with ``asyncio.sleep``), do the call inside
 ``with walk.attempt():``, and read ``walk.answered``. The walk decides the rest:
 skipping open circuits, counting failures on the breakers, retrying the same
-member or moving on, and, when no member is left, the group of every error::
+member or moving on, and, when no member is left, the group of every error.
+With a chain ``total_timeout`` the walk holds the call's deadline: it never
+waits or starts an attempt past it (the call ends with
+``HolySheepTotalTimeoutError``), and :meth:`Walk.bounded` gives each
+``ChatHolySheep`` attempt the time left as its own ``total_timeout``::
 
     for member in walk:
         with walk.attempt():
@@ -31,6 +35,9 @@ from langchain_holysheep.errors import (
     HolySheepCircuitOpenError,
     HolySheepFallbackError,
     HolySheepResponseRejectedError,
+    HolySheepTimeoutError,
+    HolySheepTotalTimeoutError,
+    HolySheepUnsupportedInputError,
     mask_secrets,
 )
 from langchain_holysheep.fallback._policy import (
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
 
     from langchain_core.outputs import ChatResult
 
+    from langchain_holysheep._deadline import Deadline
     from langchain_holysheep.fallback._member import Member
     from langchain_holysheep.fallback._policy import FallbackOn, ResponseCheck
 
@@ -104,6 +112,8 @@ class Walk:
     """Whether the context manager now guards a committed stream."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[Exception] = field(default_factory=list)
+    deadline: Deadline | None = None
+    """The call's ``total_timeout`` deadline, if it has one."""
 
     # --------------------------------------------------- the attempt iterator
     def __iter__(self) -> Self:
@@ -114,7 +124,9 @@ class Walk:
         """Wait if a retry is due, then return the member to try."""
         if delay := self.delay:
             self.delay = None
+            self._check_time(delay)
             time.sleep(delay)
+        self._check_time(0.0)
         if (member := self.next_member()) is None:
             raise StopIteration
         return member
@@ -127,7 +139,9 @@ class Walk:
         """Wait if a retry is due, then return the member to try."""
         if delay := self.delay:
             self.delay = None
+            self._check_time(delay)
             await asyncio.sleep(delay)
+        self._check_time(0.0)
         if (member := self.next_member()) is None:
             raise StopAsyncIteration
         return member
@@ -167,6 +181,8 @@ class Walk:
             return False
         if self.after_commit:
             self.failed_after_commit(error)
+            if isinstance(error, HolySheepTimeoutError) and self._out_of_time():
+                raise self._timed_out(error) from error
             return False
         return self.failed(error)
 
@@ -186,12 +202,23 @@ class Walk:
     def failed(self, error: Exception) -> bool:
         """Account for ``error``: count it, and say whether it triggers a fallback.
 
+        Input this member's model cannot take (a
+        ``HolySheepUnsupportedInputError``, raised before anything was sent) is
+        always a failed attempt: the next member may take it, and the model is
+        not unhealthy, so its breaker does not count it.
+
         Returns:
             ``True`` when the walk goes on (a retry of the same member after
             ``delay``, or the next member); ``False`` when ``error`` is to be
             raised (with a note listing the earlier attempts, if any).
         """
         member = self._member()
+        if isinstance(error, HolySheepUnsupportedInputError):
+            if member.breaker is not None:
+                member.breaker.release()
+            self._record(member, error)
+            self._advance(f"cannot take this input ({error.setting})")
+            return True
         retryable = is_retryable(error)
         wait = retry_after(error)
         if member.breaker is not None:
@@ -205,13 +232,11 @@ class Walk:
                 member.breaker.release()
         settings = self.settings
         if not triggers(error, settings.fallback_on):
-            if self.attempts:
-                error.add_note(
-                    "Fallback chain: earlier attempts failed: "
-                    + "; ".join(_describe(a) for a in self.attempts)
-                )
+            self.note_earlier_attempts(error)
             return False
         self._record(member, error)
+        if self._out_of_time():  # the next turn ends the call
+            return True
         if retryable and self.tries < settings.max_retries:
             delay = retry_delay(
                 wait,
@@ -226,6 +251,27 @@ class Walk:
                 return True
         self._advance(f"failed ({type(error).__name__})")
         return True
+
+    def bounded(self, member: Member, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A member call's kwargs, with the time left as its ``total_timeout``.
+
+        Only for members that take it (``ChatHolySheep``), and only when the
+        call has a deadline; a member's own shorter ``total_timeout`` stays.
+
+        Args:
+            member: The member about to be called.
+            kwargs: Its call's kwargs (from ``prepare``).
+
+        Returns:
+            The kwargs to call it with.
+        """
+        if self.deadline is None or not member.takes_total_timeout:
+            return kwargs
+        left = max(self.deadline.left(), 0.001)
+        own = getattr(member.model, "total_timeout", None)
+        if isinstance(own, int | float) and own < left:
+            return kwargs
+        return {**kwargs, "total_timeout": left}
 
     def accepts(self, result: ChatResult) -> bool:
         """Run the response checks on a non-streamed answer.
@@ -252,6 +298,30 @@ class Walk:
             member.breaker.record_success()
         self._record(member, HolySheepResponseRejectedError(reason, message))
         self._advance(f"answer rejected ({reason})")
+
+    def unparsable(self, error: Exception, *, reprompt: bool) -> None:
+        """The answer could not be parsed into the schema: a failed attempt.
+
+        The member did answer, so its breaker counts a success. With
+        ``reprompt`` the same member is asked again (once, the caller decides);
+        otherwise the walk moves on.
+        """
+        member = self._member()
+        if member.breaker is not None:
+            member.breaker.record_success()
+        self._record(member, error)
+        if reprompt:
+            logger.info("Re-prompting model %s with its parse error.", member.name)
+        else:
+            self._advance(f"gave an unparsable answer ({type(error).__name__})")
+
+    def note_earlier_attempts(self, error: BaseException) -> None:
+        """Note the failed attempts on an error that ends the walk."""
+        if self.attempts:
+            error.add_note(
+                "Fallback chain: earlier attempts failed: "
+                + "; ".join(_describe(a) for a in self.attempts)
+            )
 
     def succeeded(self) -> list[dict[str, Any]]:
         """The current member answered (or committed its stream).
@@ -285,6 +355,34 @@ class Walk:
         return HolySheepFallbackError(message, self.errors, self.attempts)
 
     # ------------------------------------------------------------ internals
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.deadline.expired
+
+    def _check_time(self, wait: float) -> None:
+        """Raise if the deadline has passed, or would before ``wait`` is over."""
+        deadline = self.deadline
+        if deadline is not None and (deadline.expired or wait >= deadline.left()):
+            deadline.trip()
+            last = self.errors[-1] if self.errors else None
+            raise self._timed_out(last) from last
+
+    def _timed_out(self, cause: BaseException | None) -> HolySheepTotalTimeoutError:
+        """The chain's own timeout: its bound, the attempts, a stream's text."""
+        if self.deadline is None:  # pragma: no cover (a programming error)
+            msg = "the walk has no deadline"
+            raise RuntimeError(msg)
+        error = HolySheepTotalTimeoutError(
+            self.deadline.seconds, getattr(cause, "request", None)
+        )
+        partial = getattr(cause, "partial_text", None)
+        error.partial_text = partial if isinstance(partial, str) else None
+        if self.attempts:
+            error.add_note(
+                "Fallback chain: attempts before the deadline: "
+                + "; ".join(_describe(a) for a in self.attempts)
+            )
+        return error
+
     def _member(self) -> Member:
         if self.current is None:  # pragma: no cover (a programming error)
             msg = "no member is being tried"
@@ -320,7 +418,10 @@ class Walk:
 
 def _message(error: BaseException) -> str:
     text = getattr(error, "message", None)
-    return text if isinstance(text, str) and text else str(error)
+    if not (isinstance(text, str) and text):
+        text = str(error)
+    # langchain-core's parser errors end with a troubleshooting link.
+    return text.split("\nFor troubleshooting, visit:", 1)[0]
 
 
 def _describe(attempt: dict[str, Any]) -> str:

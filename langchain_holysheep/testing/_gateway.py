@@ -10,6 +10,7 @@ it receives as a :class:`RecordedRequest`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -40,6 +41,7 @@ from langchain_holysheep.testing._replies import (
     Fault,
     Reply,
     StreamScript,
+    content_part_error,
     dumps,
     error_body,
     plan_chat,
@@ -111,6 +113,32 @@ class RecordedRequest:
         """The ``model`` field of the body, if any."""
         model = self.body.get("model") if self.body else None
         return model if isinstance(model, str) else None
+
+    def content_parts(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The content parts of every message of a chat request, in order.
+
+        Args:
+            kind: Only parts of this ``type`` (``"file"``, ``"image_url"``...).
+
+        Returns:
+            The parts as sent (messages whose content is a string have none).
+        """
+        messages = self.body.get("messages") if self.body else None
+        if not isinstance(messages, list):
+            return []
+        parts = [
+            part
+            for message in messages
+            if isinstance(message, dict) and isinstance(message.get("content"), list)
+            for part in message["content"]
+            if isinstance(part, dict)
+        ]
+        return [p for p in parts if kind is None or p.get("type") == kind]
+
+    @property
+    def cache_control_parts(self) -> list[dict[str, Any]]:
+        """The content parts that carry a ``cache_control`` hint, in order."""
+        return [part for part in self.content_parts() if "cache_control" in part]
 
 
 @dataclass(slots=True)
@@ -326,6 +354,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self, gateway: OfflineGateway, record: RecordedRequest) -> bool:
         header = record.headers.get("authorization", "")
+        if gateway.basic_auth is not None:
+            pair = ":".join(gateway.basic_auth).encode()
+            if header == f"Basic {base64.b64encode(pair).decode()}":
+                return True
+            self._error(
+                401,
+                "This relay requires HTTP basic auth: put user:password@ in the "
+                "base URL.",
+                "authentication_error",
+                code="invalid_basic_auth",
+            )
+            return False
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -406,21 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, error_body(
                 "you must provide a model parameter", "invalid_request_error"
             )
-        messages = body.get("messages")
-        if messages is None:
-            return 400, error_body(
-                "Missing required parameter: 'messages'.",
-                "invalid_request_error",
-                "messages",
-                "missing_required_parameter",
-            )
-        if not isinstance(messages, list) or not messages:
-            return 400, error_body(
-                f"{messages!r} is too short - 'messages'",
-                "invalid_request_error",
-                "messages",
-                "empty_array",
-            )
+        if (error := _messages_error(body.get("messages"))) is not None:
+            return 400, error
         if gateway.strict_models and model not in gateway.models:
             return 404, _model_not_found(model)
         if body.get("stream_options") is not None and gateway._rejects(model):  # noqa: SLF001
@@ -491,6 +518,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _messages_error(messages: object) -> bytes | None:
+    """The 400 body for missing, empty or malformed ``messages``, or ``None``."""
+    if messages is None:
+        return error_body(
+            "Missing required parameter: 'messages'.",
+            "invalid_request_error",
+            "messages",
+            "missing_required_parameter",
+        )
+    if not isinstance(messages, list) or not messages:
+        return error_body(
+            f"{messages!r} is too short - 'messages'",
+            "invalid_request_error",
+            "messages",
+            "empty_array",
+        )
+    if (problem := content_part_error(messages)) is not None:
+        message, param = problem
+        return error_body(message, "invalid_request_error", param, "invalid_value")
+    return None
+
+
 def _model_not_found(model: str) -> bytes:
     return error_body(
         f"The model `{model}` does not exist or you do not have access to it.",
@@ -516,6 +565,10 @@ class OfflineGateway:
         host: The interface to listen on.
         api_key: The key required in ``Authorization: Bearer <key>``; ``None``
             accepts any non-empty key (a missing key is always a 401).
+        basic_auth: ``(user, password)`` to play a relay behind HTTP basic
+            auth: requests must carry ``Authorization: Basic`` with exactly
+            these (what a ``base_url`` of ``http://user:password@host/v1``
+            sends) instead of a Bearer key. ``None`` (the default): Bearer.
         models: The model ids served by ``GET /v1/models``.
         strict_models: When true, chat and embeddings requests for a model not
             in ``models`` get a 404 ``model_not_found`` error.
@@ -532,6 +585,7 @@ class OfflineGateway:
         *,
         strict_models: bool = False,
         log_requests: bool = True,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         """Configure the gateway; call :meth:`start` (or use ``with``) to serve.
 
@@ -543,8 +597,11 @@ class OfflineGateway:
                 ``DEFAULT_MODELS``).
             strict_models: Reject unknown models with a 404.
             log_requests: Record requests in :attr:`requests`.
+            basic_auth: Require HTTP basic auth with ``(user, password)``
+                instead of a Bearer key.
         """
         self.host = host
+        self.basic_auth = basic_auth
         self._port = port
         self.api_key = api_key
         self.models: list[str] = list(DEFAULT_MODELS if models is None else models)

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "CREATED",
@@ -22,6 +22,7 @@ __all__ = [
     "Reply",
     "StreamScript",
     "ToolCall",
+    "content_part_error",
     "dumps",
     "error_body",
     "last_user_text",
@@ -77,11 +78,15 @@ class ToolCall:
         arguments: A dict (sent JSON-encoded) or a string sent verbatim, so a
             test can send arguments that are not valid JSON.
         id: The tool-call id; defaults to ``call_offline_<request>_<position>``.
+        thought_signature: A Gemini thought signature, sent as the call's
+            ``extra_content.google.thought_signature`` (in the first stream
+            delta of the call when streaming).
     """
 
     name: str
     arguments: str | dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    thought_signature: str | None = None
 
     @property
     def arguments_json(self) -> str:
@@ -102,12 +107,18 @@ class Reply:
 
     Attributes:
         content: The assistant text.
-        reasoning: Sent as ``reasoning_content``.
+        reasoning: Sent as ``reasoning_content`` (see ``reasoning_format``).
+        reasoning_format: The field the reasoning is sent in:
+            ``"reasoning_content"`` (DeepSeek and most gateways), ``"reasoning"``
+            or ``"reasoning_details"`` (the list form OpenRouter uses:
+            ``[{"type": "reasoning.text", "text": ..., "index": 0}]``).
         tool_calls: Tool calls made by the assistant.
         refusal: Sent as ``message.refusal``.
         finish_reason: Defaults to ``"tool_calls"`` with tool calls, else
             ``"stop"``.
         model: The model name in the response (default: the requested one).
+        omit_model: Leave ``model`` out of the response (and of every stream
+            chunk), as some gateways do.
         usage: Keys that override the computed usage (nested dicts merge).
         cost_usd: When set, ``usage.cost_usd`` carries it.
         chunks: Stream the content in exactly this many pieces. Text shorter
@@ -131,14 +142,25 @@ class Reply:
         omit_finish_reason: Do not send the chunk carrying ``finish_reason``.
         omit_tool_call_index: Tool-call deltas carry no ``index`` (a Gemini
             quirk).
+        stop_at_max_tokens: Stop the answer where the request's
+            ``max_tokens`` (or ``max_completion_tokens``) runs out, as a model
+            does, counting one token per piece (a word, or a tool-call argument
+            piece): reasoning, then content, then refusal, then tool calls use
+            up the budget, and a cut answer ends with ``finish_reason: "length"``
+            (a cut-off JSON answer, an answer that reasoned until the limit).
+        error_type: The ``type`` of the ``error_after_chunks`` error event.
     """
 
     content: str | None = None
     reasoning: str | None = None
+    reasoning_format: Literal["reasoning_content", "reasoning", "reasoning_details"] = (
+        "reasoning_content"
+    )
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
     finish_reason: str | None = None
     model: str | None = None
+    omit_model: bool = False
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
     chunks: int | None = None
@@ -156,6 +178,8 @@ class Reply:
     omit_done: bool = False
     omit_finish_reason: bool = False
     omit_tool_call_index: bool = False
+    stop_at_max_tokens: bool = False
+    error_type: str = "server_error"
 
     def __post_init__(self) -> None:
         """Reject knob values that cannot be honoured."""
@@ -177,7 +201,9 @@ class Fault:
         status: The HTTP status code.
         message: The error message; ``None`` picks a typical one for the status.
         type: The error type; ``None`` picks a typical one for the status
-            (``server_error`` for 5xx, ``invalid_request_error`` for most 4xx).
+            (``invalid_request_error`` for most 4xx, ``server_error`` for 5xx,
+            and for a 200: ``Fault(status=200, ...)`` sends the error object
+            with a success status, as some gateways do).
         code: The error code.
         param: The error param.
         body: When given, sent verbatim instead of the OpenAI error document
@@ -216,7 +242,7 @@ class ChatPlan:
 
     id: str
     created: int
-    model: str
+    model: str | None
     fingerprint: str
     content: str | None
     content_pieces: list[str]
@@ -225,6 +251,8 @@ class ChatPlan:
     refusal: str | None
     refusal_pieces: list[str]
     tool_calls: list[tuple[str, str, str, list[str]]]
+    signatures: dict[str, str]
+    reasoning_format: str
     finish_reason: str
     usage: dict[str, Any]
     n: int
@@ -300,6 +328,61 @@ def message_text(message: object) -> str:
     return ""
 
 
+_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+
+
+def _part_problem(part: object, role: object) -> str | None:
+    """Why one content part would be refused by the API, or ``None``."""
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        return "each content part must be an object with a 'type'."
+    kind = part["type"]
+    if kind not in _PART_TYPES or (kind == "refusal" and role != "assistant"):
+        allowed = ", ".join(repr(t) for t in _PART_TYPES)
+        return f"Invalid value: {kind!r}. Supported values are: {allowed}."
+    inner = part.get(kind)
+    if kind in {"text", "refusal"}:
+        return None if isinstance(inner, str) else f"a {kind} part needs {kind!r}."
+    if kind == "image_url":
+        ok = isinstance(inner, dict) and isinstance(inner.get("url"), str)
+        return None if ok else "an image_url part needs image_url.url."
+    if kind == "input_audio":
+        ok = isinstance(inner, dict) and all(
+            isinstance(inner.get(k), str) for k in ("data", "format")
+        )
+        return None if ok else "an input_audio part needs input_audio.data and .format."
+    ok = isinstance(inner, dict) and (
+        isinstance(inner.get("file_id"), str)
+        or str(inner.get("file_data", "")).startswith("data:")
+    )
+    return (
+        None
+        if ok
+        else "a file part needs file.file_data (a data: URL) or file.file_id."
+    )
+
+
+def content_part_error(messages: list[Any]) -> tuple[str, str] | None:
+    """Check the content parts of a chat request as the OpenAI API does.
+
+    Args:
+        messages: The request's ``messages``.
+
+    Returns:
+        ``(message, param)`` for the first malformed part (for example a
+        LangChain ``file`` block sent unconverted), or ``None`` if all are valid.
+    """
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            problem = _part_problem(part, message.get("role"))
+            if problem is not None:
+                param = f"messages[{i}].content[{j}]"
+                return f"Invalid content part {param}: {problem}", param
+    return None
+
+
 def last_user_text(messages: list[Any]) -> str:
     """Return the text of the last ``user`` message.
 
@@ -338,6 +421,22 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _plan_calls(
+    reply: Reply, seq: int
+) -> tuple[list[tuple[str, str, str, list[str]]], dict[str, str]]:
+    """The tool calls as (id, name, arguments, pieces), and their signatures."""
+    calls: list[tuple[str, str, str, list[str]]] = []
+    signatures: dict[str, str] = {}
+    for i, call in enumerate(reply.tool_calls or ()):
+        args = call.arguments_json
+        pieces = [args[j : j + _ARG_PIECE] for j in range(0, len(args), _ARG_PIECE)]
+        call_id = call.id or f"call_offline_{seq}_{i}"
+        calls.append((call_id, call.name, args, pieces))
+        if call.thought_signature is not None:
+            signatures[call_id] = call.thought_signature
+    return calls, signatures
+
+
 def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
     """Compute the content, pieces and usage of a reply to one request.
 
@@ -362,11 +461,18 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
         content_pieces = split_words(content)
     reasoning_pieces = split_words(reply.reasoning or "")
     refusal_pieces = split_words(reply.refusal or "")
-    calls: list[tuple[str, str, str, list[str]]] = []
-    for i, call in enumerate(reply.tool_calls or ()):
-        args = call.arguments_json
-        pieces = [args[j : j + _ARG_PIECE] for j in range(0, len(args), _ARG_PIECE)]
-        calls.append((call.id or f"call_offline_{seq}_{i}", call.name, args, pieces))
+    calls, signatures = _plan_calls(reply, seq)
+    reasoning, refusal, cut = reply.reasoning, reply.refusal, False
+    if reply.stop_at_max_tokens:
+        budget = _Budget.of(body)
+        reasoning_pieces = budget(reasoning_pieces)
+        content_pieces = budget(content_pieces)
+        refusal_pieces = budget(refusal_pieces)
+        calls = budget.calls(calls)
+        if cut := budget.cut:
+            content = None if content is None else "".join(content_pieces)
+            reasoning = None if reasoning is None else "".join(reasoning_pieces)
+            refusal = "".join(refusal_pieces) or None
     requested_n = body.get("n")
     n = requested_n if isinstance(requested_n, int) and requested_n > 1 else 1
     pieces_count = (
@@ -383,7 +489,7 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": len((reply.reasoning or "").split()) * n
+            "reasoning_tokens": len((reasoning or "").split()) * n
         },
     }
     if reply.usage:
@@ -400,21 +506,64 @@ def plan_chat(reply: Reply, body: dict[str, Any], seq: int) -> ChatPlan:
     return ChatPlan(
         id=reply.id or f"chatcmpl-offline-{seq}",
         created=CREATED if reply.created is None else reply.created,
-        model=reply.model or (model if isinstance(model, str) else "offline"),
+        model=None
+        if reply.omit_model
+        else reply.model or (model if isinstance(model, str) else "offline"),
         fingerprint=reply.system_fingerprint or "fp_offline",
         content=content,
         content_pieces=content_pieces,
-        reasoning=reply.reasoning,
+        reasoning=reasoning,
         reasoning_pieces=reasoning_pieces,
-        refusal=reply.refusal,
+        refusal=refusal,
         refusal_pieces=refusal_pieces,
         tool_calls=calls,
-        finish_reason=reply.finish_reason or ("tool_calls" if calls else "stop"),
+        signatures=signatures,
+        reasoning_format=reply.reasoning_format,
+        finish_reason=reply.finish_reason
+        or ("length" if cut else "tool_calls" if calls else "stop"),
         usage=usage,
         n=n,
         logprobs=wants_logprobs,
         top_logprobs=min(max(top, 0), 20) if isinstance(top, int) else 0,
     )
+
+
+class _Budget:
+    """The tokens left of a request's ``max_tokens`` (``stop_at_max_tokens``)."""
+
+    __slots__ = ("cut", "left")
+
+    def __init__(self, tokens: int | None) -> None:
+        self.left = tokens
+        self.cut = False
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> _Budget:
+        """The budget a request sets (none: nothing is cut)."""
+        tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        return cls(tokens if isinstance(tokens, int) and tokens >= 0 else None)
+
+    def __call__(self, pieces: list[str]) -> list[str]:
+        """The pieces that fit, one token each; the rest is cut."""
+        if self.left is None:
+            return pieces
+        kept = pieces[: self.left]
+        self.left -= len(kept)
+        self.cut = self.cut or len(kept) < len(pieces)
+        return kept
+
+    def calls(
+        self, calls: list[tuple[str, str, str, list[str]]]
+    ) -> list[tuple[str, str, str, list[str]]]:
+        """The tool calls that start within the budget, their arguments cut."""
+        kept = []
+        for call_id, name, arguments, pieces in calls:
+            if self.left == 0 and pieces:
+                self.cut = True
+                break
+            fitting = self(pieces)
+            kept.append((call_id, name, "".join(fitting) or arguments, fitting))
+        return kept
 
 
 def _token_logprob(piece: str, top: int) -> dict[str, Any]:
@@ -447,10 +596,15 @@ def render_chat_json(plan: ChatPlan) -> bytes:
         "refusal": plan.refusal,
     }
     if plan.reasoning is not None:
-        message["reasoning_content"] = plan.reasoning
+        message.update(_reasoning_field(plan, plan.reasoning))
     if plan.tool_calls:
         message["tool_calls"] = [
-            {"id": cid, "type": "function", "function": {"name": name, "arguments": a}}
+            {
+                "id": cid,
+                "type": "function",
+                "function": {"name": name, "arguments": a},
+                **_signature_field(plan, cid),
+            }
             for cid, name, a, _ in plan.tool_calls
         ]
     logprobs = None
@@ -461,7 +615,7 @@ def render_chat_json(plan: ChatPlan) -> bytes:
             ],
             "refusal": None,
         }
-    document = {
+    document: dict[str, Any] = {
         "id": plan.id,
         "object": "chat.completion",
         "created": plan.created,
@@ -478,6 +632,8 @@ def render_chat_json(plan: ChatPlan) -> bytes:
         ],
         "usage": plan.usage,
     }
+    if plan.model is None:
+        del document["model"]
     return dumps(document).encode()
 
 
@@ -487,9 +643,10 @@ class _Events:
     __slots__ = ("head", "indices", "tail")
 
     def __init__(self, plan: ChatPlan, *, include_usage: bool) -> None:
+        model = "" if plan.model is None else f'"model":{dumps(plan.model)},'
         self.head = (
             f'{{"id":{dumps(plan.id)},"object":"chat.completion.chunk",'
-            f'"created":{plan.created},"model":{dumps(plan.model)},'
+            f'"created":{plan.created},{model}'
             f'"system_fingerprint":{dumps(plan.fingerprint)},"choices":['
         )
         self.tail = ',"usage":null}' if include_usage else "}"
@@ -510,10 +667,32 @@ class _Events:
         return f'data: {self.head}],"usage":{dumps(usage)}}}\n\n'.encode()
 
 
+def _reasoning_field(plan: ChatPlan, text: str) -> dict[str, Any]:
+    """The reasoning as the reply's ``reasoning_format`` puts it on the wire."""
+    if plan.reasoning_format == "reasoning_details":
+        return {
+            "reasoning_details": [
+                {
+                    "type": "reasoning.text",
+                    "text": text,
+                    "index": 0,
+                    "format": "unknown",
+                }
+            ]
+        }
+    return {plan.reasoning_format: text}
+
+
+def _signature_field(plan: ChatPlan, call_id: str) -> dict[str, Any]:
+    """A tool call's ``extra_content`` with its thought signature, if it has one."""
+    signature = plan.signatures.get(call_id)
+    if signature is None:
+        return {}
+    return {"extra_content": {"google": {"thought_signature": signature}}}
+
+
 def _delta_events(plan: ChatPlan, reply: Reply, event: _Events) -> list[bytes]:
-    deltas = [
-        event(f'{{"reasoning_content":{dumps(p)}}}') for p in plan.reasoning_pieces
-    ]
+    deltas = [event(dumps(_reasoning_field(plan, p))) for p in plan.reasoning_pieces]
     for piece in plan.content_pieces:
         logprobs = "null"
         if plan.logprobs:
@@ -523,10 +702,12 @@ def _delta_events(plan: ChatPlan, reply: Reply, event: _Events) -> list[bytes]:
     deltas += [event(f'{{"refusal":{dumps(p)}}}') for p in plan.refusal_pieces]
     for index, (cid, name, _, pieces) in enumerate(plan.tool_calls):
         at = "" if reply.omit_tool_call_index else f'"index":{index},'
+        extra = _signature_field(plan, cid)
+        signed = f',"extra_content":{dumps(extra["extra_content"])}' if extra else ""
         deltas.append(
             event(
                 f'{{"tool_calls":[{{{at}"id":{dumps(cid)},"type":"function",'
-                f'"function":{{"name":{dumps(name)},"arguments":""}}}}]}}'
+                f'"function":{{"name":{dumps(name)},"arguments":""}}{signed}}}]}}'
             )
         )
         deltas += [
@@ -557,7 +738,7 @@ def render_chat_stream(
         error = {
             "error": {
                 "message": reply.error_message,
-                "type": "server_error",
+                "type": reply.error_type,
                 "param": None,
                 "code": reply.error_code,
             }
@@ -624,8 +805,10 @@ def render_fault(fault: Fault) -> tuple[bytes, str]:
                 message = f"HTTP {status}"
     type_ = fault.type
     if type_ is None:
+        # An error object sent with a 2xx/3xx is a gateway's way of reporting an
+        # upstream failure; 4xx are the client's fault, 5xx the server's.
+        client_error = 400 <= status < 500  # noqa: PLR2004
         type_ = _DEFAULT_TYPES.get(
-            status,
-            "server_error" if status >= 500 else "invalid_request_error",  # noqa: PLR2004
+            status, "invalid_request_error" if client_error else "server_error"
         )
     return error_body(message, type_, fault.param, fault.code), fault.content_type

@@ -61,7 +61,8 @@ def holysheep_gateway(
 
     Returns:
         The gateway with no queued replies, defaults, responders or log, any
-        API key accepted, the default model list and lenient model checks.
+        API key accepted (no basic auth), the default model list and lenient
+        model checks.
         Fallback circuit breakers (process-wide) are reset too, so failures a
         test scripts cannot open a circuit for the next test.
     """
@@ -71,6 +72,7 @@ def holysheep_gateway(
     gateway = holysheep_gateway_server
     gateway.reset()
     gateway.api_key = None
+    gateway.basic_auth = None
     gateway.strict_models = False
     gateway.models = list(DEFAULT_MODELS)
     gateway.log_requests = True

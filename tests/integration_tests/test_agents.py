@@ -11,12 +11,14 @@ import json
 
 import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import ModelFallbackMiddleware, SummarizationMiddleware
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_holysheep import ChatHolySheep
-from langchain_holysheep.testing import Reply, ToolCall
+from langchain_holysheep.fallback import ChatHolySheepFallback
+from langchain_holysheep.testing import Fault, Reply, ToolCall
 from tests.shared_tools import Person, add, multiply
 
 # create_react_agent still works in LangGraph 1.x but warns that it moved to
@@ -259,3 +261,172 @@ async def test_react_agent_loop_async_streams_tokens(gw):
     final = await agent.ainvoke(QUESTION)
     assert isinstance(final["messages"][-1], AIMessage)
     assert final["messages"][-1].content.startswith("The answer is 43")
+
+
+# --------------------------------------------------------------------------- #
+# Profiles and per-model rules inside agents (middleware reads the profile)
+# --------------------------------------------------------------------------- #
+
+
+def summarizing_responder(body):
+    """Summarize when asked to, else answer plainly."""
+    text = body["messages"][-1]["content"]
+    if isinstance(text, str) and "Context Extraction Assistant" in text:
+        return Reply(content="They talked about cats.")
+    return Reply(content="Noted.")
+
+
+LONG_HISTORY = {
+    "messages": [
+        (role, f"{role} says {'cats ' * 400}") for role in ("user", "assistant") * 3
+    ]
+    + [("user", "And now?")]
+}
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_summarization_middleware_uses_the_chains_smallest_window(gw, use_async):
+    """Regression: the chain had no profile, so a fractional trigger raised."""
+    gw.set_responder(summarizing_responder)
+    small = chat(gw, "gpt-4.1", profile={"max_input_tokens": 2_000})
+    chain = small.with_model_fallbacks(["deepseek-v3.2"])
+    assert chain.profile["max_input_tokens"] == 2_000
+    summarize = SummarizationMiddleware(
+        model=chain, trigger=("fraction", 0.8), keep=("messages", 1)
+    )
+    agent = create_agent(chain, [], middleware=[summarize])
+    run = agent.ainvoke if use_async else agent.invoke
+    result = run(LONG_HISTORY)
+    result = await result if use_async else result
+    assert result["messages"][-1].content == "Noted."
+    summary_request, answer_request = chat_bodies(gw)
+    assert "Context Extraction Assistant" in str(summary_request["messages"])
+    sent = answer_request["messages"]
+    assert len(sent) == 2  # the summary, then the kept last message
+    assert "They talked about cats." in sent[0]["content"]
+    assert sent[1]["content"] == "And now?"
+
+
+def chat_bodies(gw):
+    return [r.body for r in gw.requests if r.path.endswith("/chat/completions")]
+
+
+@pytest.mark.parametrize(
+    ("models", "native"),
+    [
+        (("gpt-4.1", "gemini-2.5-flash"), True),
+        (("claude-sonnet-4.5", "gpt-4.1"), False),
+    ],
+)
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_create_agent_response_format_follows_the_chains_profile(
+    gw, models, native, use_async
+):
+    """Native JSON schema only when every member has it; the fallback keeps it."""
+    gw.set_responder(extraction_responder)
+    gw.enqueue(Fault(status=503), model=models[0])
+    chain = ChatHolySheepFallback(
+        models=list(models), base_url=gw.base_url, api_key="cr_test"
+    )
+    agent = create_agent(chain, [], response_format=Person)
+    run = agent.ainvoke if use_async else agent.invoke
+    result = run({"messages": [("user", "Ann is 31")]})
+    result = await result if use_async else result
+    assert result["structured_response"] == Person(name="Ann", age=31)
+    failed, served = chat_bodies(gw)
+    assert (failed["model"], served["model"]) == models
+    for body in (failed, served):
+        assert ("response_format" in body) is native
+        assert ("tools" in body) is not native
+
+
+@pytest.mark.parametrize(
+    ("model", "native"),
+    [
+        ("gpt-4o-2024-08-06", True),
+        ("gpt-4o-mini-2024-07-18", True),
+        ("claude-opus-4-20250514", False),
+        ("deepseek-chat", False),
+    ],
+)
+def test_dated_ids_get_their_familys_profile_in_create_agent(gw, model, native):
+    gw.set_responder(extraction_responder)
+    llm = chat(gw, model)
+    assert SummarizationMiddleware(model=llm, trigger=("fraction", 0.8))
+    agent = create_agent(llm, [], response_format=Person)
+    result = agent.invoke({"messages": [("user", "Bo is 7")]})
+    assert result["structured_response"] == Person(name="Bo", age=7)
+    body = chat_bodies(gw)[-1]
+    assert ("response_format" in body) is native
+
+
+IMAGE_QUESTION = {
+    "messages": [
+        (
+            "user",
+            [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "url": "https://example.com/cat.png"},
+            ],
+        )
+    ]
+}
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_model_fallback_middleware_moves_on_from_a_refusal(gw, use_async):
+    """A bare model refuses before sending; the middleware asks the next one."""
+    agent = create_agent(
+        chat(gw, "deepseek-v3.2"),
+        [],
+        middleware=[ModelFallbackMiddleware(chat(gw, "gpt-4.1"))],
+    )
+    run = agent.ainvoke if use_async else agent.invoke
+    result = run(IMAGE_QUESTION)
+    result = await result if use_async else result
+    assert result["messages"][-1].content == "Offline reply to: What is this?"
+    assert [b["model"] for b in chat_bodies(gw)] == ["gpt-4.1"]
+
+
+def test_model_fallback_middleware_after_claudes_sampling_refusal(gw):
+    agent = create_agent(
+        chat(gw, "claude-sonnet-4.5", temperature=0.2, top_p=0.9),
+        [],
+        middleware=[ModelFallbackMiddleware(chat(gw, "gemini-2.5-flash"))],
+    )
+    result = agent.invoke({"messages": [("user", "hi")]})
+    assert result["messages"][-1].response_metadata["model_name"] == "gemini-2.5-flash"
+    assert [b["model"] for b in chat_bodies(gw)] == ["gemini-2.5-flash"]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_an_agent_on_a_chain_adapts_each_member(gw, use_async):
+    """The tool loop runs on Claude without top_p, and an image skips deepseek."""
+    gw.set_responder(agent_responder)
+    chain = ChatHolySheepFallback(
+        models=["claude-sonnet-4.5", "gpt-4.1"],
+        base_url=gw.base_url,
+        api_key="cr_test",
+        temperature=0.2,
+        top_p=0.9,
+    )
+    agent = create_agent(chain, [multiply, add])
+    run = agent.ainvoke if use_async else agent.invoke
+    with pytest.warns(UserWarning, match="'claude-sonnet-4.5' cannot take top_p"):
+        result = (await run(QUESTION)) if use_async else run(QUESTION)
+    check_loop(gw, result["messages"])
+    assert all("top_p" not in b for b in chat_bodies(gw))
+    assert {b["model"] for b in chat_bodies(gw)} == {"claude-sonnet-4.5"}
+
+    gw.reset()
+    looker = ChatHolySheepFallback(
+        models=["deepseek-v3.2", "gpt-4.1"], base_url=gw.base_url, api_key="cr_test"
+    )
+    agent = create_agent(looker, [])
+    run = agent.ainvoke if use_async else agent.invoke
+    result = run(IMAGE_QUESTION)
+    result = await result if use_async else result
+    answer = result["messages"][-1]
+    assert answer.response_metadata["model_name"] == "gpt-4.1"
+    [attempt] = answer.response_metadata["fallback_attempts"]
+    assert attempt["error_type"] == "HolySheepUnsupportedInputError"

@@ -51,7 +51,12 @@ def test_docs_testing_examples_run(holysheep_env, capsys):
             "HolySheepResponseError\n"
         ),
         "[500, 500, 500, 'recovered']",
+        'cut off: {"city": "Paris", \n',
+        "empty, retryable: True",
+        "[{'type': 'refusal', 'refusal': \"I can't help with that.\"}]",
+        "HolySheepRateLimitError 200",
         "HolySheepServerError",
+        "claude-sonnet-4.5 report.pdf 1\ngpt-4.1 report.pdf 0\n",
         "1\n0 0\n",
         "0\n[True, True, False]\n",
     ):

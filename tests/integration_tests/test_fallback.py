@@ -320,7 +320,8 @@ async def test_model_not_found_is_not_retried_on_the_same_member(gw, make_chain)
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 async def test_response_check_rejection_falls_over(gw, make_chain, mode):
     gw.enqueue(Reply(content=""), model=A)
-    answer = await call(make_chain(response_checks=[empty_content]), mode)
+    chain = make_chain(response_checks=[empty_content], allow_empty_answer=True)
+    answer = await call(chain, mode)
     assert answer.response_metadata["model_name"] == B
     [attempt] = answer.response_metadata["fallback_attempts"]
     assert attempt["error_type"] == "HolySheepResponseRejectedError"
@@ -330,7 +331,9 @@ async def test_response_check_rejection_falls_over(gw, make_chain, mode):
 async def test_response_checks_rejecting_every_answer_raise_the_group(gw, make_chain):
     gw.set_default(Reply(content=""))
     with pytest.raises(HolySheepFallbackError) as info:
-        make_chain(A, B, response_checks=[empty_content]).invoke("hi")
+        make_chain(
+            A, B, response_checks=[empty_content], allow_empty_answer=True
+        ).invoke("hi")
     assert all(
         isinstance(e, HolySheepResponseRejectedError) for e in info.value.exceptions
     )
@@ -340,7 +343,8 @@ async def test_response_checks_rejecting_every_answer_raise_the_group(gw, make_c
 @pytest.mark.parametrize("mode", STREAMS)
 async def test_response_checks_do_not_apply_to_streams(gw, make_chain, mode):
     gw.enqueue(Reply(content=""), model=A)
-    answer = await call(make_chain(response_checks=[empty_content]), mode)
+    chain = make_chain(response_checks=[empty_content], allow_empty_answer=True)
+    answer = await call(chain, mode)
     assert answer.content == ""
     assert answer.response_metadata["model_name"] == A
 
@@ -637,6 +641,9 @@ def test_docs_fallbacks_examples_run(holysheep_env, capsys):
     assert "served by gemini-2.5-flash" in printed
     assert "mistral-small-2603 503\ngemini-2.5-flash 503" in printed
     assert "['parsed', 'parsing_error', 'raw']" in printed
+    assert "Fallback member 'claude-sonnet-4.5' cannot take top_p (" in printed
+    assert "gpt-4.1\nHolySheepUnsupportedInputError\n" in printed
+    assert "128000\nFalse\nOffline reply to: Say hi.\n" in printed
 
 
 def test_usage_tracker_counts_the_failed_members_of_a_chain(gw):

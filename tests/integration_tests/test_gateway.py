@@ -130,6 +130,59 @@ def test_default_reply_uses_full_last_user_text_and_joins_parts(gw, client):
     assert result.choices[0].message.content == "Offline reply to: look at this"
 
 
+FILE_PART = {
+    "type": "file",
+    "file": {"file_data": "data:application/pdf;base64,JVBER", "filename": "a.pdf"},
+}
+
+
+def test_well_formed_content_parts_are_accepted_and_recorded(gw, client):
+    cached = {"type": "text", "text": "ctx", "cache_control": {"type": "ephemeral"}}
+    audio = {"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}
+    messages = [
+        {"role": "system", "content": [cached]},
+        {"role": "user", "content": [{"type": "text", "text": "read"}, FILE_PART]},
+        {
+            "role": "user",
+            "content": [audio, {"type": "file", "file": {"file_id": "f"}}],
+        },
+    ]
+    client.chat.completions.create(model="m", messages=messages)
+    sent = gw.last_request
+    assert sent.content_parts("file") == [FILE_PART, messages[2]["content"][1]]
+    assert [p["type"] for p in sent.content_parts()] == [
+        "text",
+        "text",
+        "file",
+        "input_audio",
+        "file",
+    ]
+    assert sent.cache_control_parts == [cached]
+
+
+@pytest.mark.parametrize(
+    ("part", "problem"),
+    [
+        (  # a LangChain file block that was never converted
+            {"type": "file", "base64": "JVBER", "mime_type": "application/pdf"},
+            "a file part needs file.file_data",
+        ),
+        ({"type": "image", "url": "https://x/cat.png"}, "Invalid value: 'image'"),
+        ({"type": "image_url", "image_url": {}}, "image_url.url"),
+        ({"type": "input_audio", "input_audio": {"data": "x"}}, "input_audio.data"),
+        ({"type": "refusal", "refusal": "no"}, "Invalid value: 'refusal'"),
+        ("just a string", "must be an object"),
+    ],
+)
+def test_malformed_content_parts_get_the_apis_400(gw, client, part, problem):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="m", messages=messages)
+    assert problem in info.value.message
+    assert info.value.param == "messages[0].content[1]"
+    assert gw.last_request.content_parts("text") == [{"type": "text", "text": "x"}]
+
+
 def test_scripted_reply_fields(gw, client):
     gw.enqueue(
         Reply(
@@ -327,6 +380,64 @@ def test_tool_call_arguments_streamed_in_small_pieces(gw):
     assert pieces[0] == ""
     assert len(pieces) > 4
     assert all(0 < len(p) <= 8 for p in pieces[1:])
+
+
+def test_omit_model(gw):
+    gw.enqueue(Reply(content="a", omit_model=True))
+    _, _, body = chat(gw)
+    assert "model" not in json.loads(body)
+    gw.enqueue(Reply(content="a b", omit_model=True))
+    _, _, body = chat(gw, stream=True, stream_options={"include_usage": True})
+    events = sse(body)[:-1]
+    assert len(events) > 3
+    assert all("model" not in e for e in events)
+    _, _, body = chat(gw)
+    assert json.loads(body)["model"] == "gpt-4.1"
+
+
+def test_reasoning_formats(gw):
+    for form in ("reasoning_content", "reasoning"):
+        gw.enqueue(Reply(content="a", reasoning="why so", reasoning_format=form))
+        _, _, body = chat(gw)
+        assert json.loads(body)["choices"][0]["message"][form] == "why so"
+    gw.enqueue(
+        Reply(content="a", reasoning="why so", reasoning_format="reasoning_details")
+    )
+    _, _, body = chat(gw)
+    message = json.loads(body)["choices"][0]["message"]
+    assert "reasoning_content" not in message
+    assert message["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "why so", "index": 0, "format": "unknown"}
+    ]
+    gw.enqueue(
+        Reply(content="a", reasoning="why so", reasoning_format="reasoning_details")
+    )
+    _, _, body = chat(gw, stream=True)
+    deltas = [e["choices"][0]["delta"] for e in sse(body)[1:-2]]
+    texts = [
+        d["reasoning_details"][0]["text"] for d in deltas if "reasoning_details" in d
+    ]
+    assert texts == ["why ", "so"]
+
+
+def test_tool_call_thought_signature(gw):
+    calls = [ToolCall("f", {"a": 1}, thought_signature="sig"), ToolCall("g")]
+    gw.enqueue(Reply(tool_calls=calls))
+    _, _, body = chat(gw)
+    first, second = json.loads(body)["choices"][0]["message"]["tool_calls"]
+    assert first["extra_content"] == {"google": {"thought_signature": "sig"}}
+    assert "extra_content" not in second
+    gw.enqueue(Reply(tool_calls=calls))
+    _, _, body = chat(gw, stream=True)
+    signed = [
+        c
+        for e in sse(body)[:-1]
+        for c in e["choices"][0]["delta"].get("tool_calls") or ()
+        if "extra_content" in c
+    ]
+    assert len(signed) == 1
+    assert signed[0]["function"]["name"] == "f"
+    assert signed[0]["extra_content"]["google"]["thought_signature"] == "sig"
 
 
 def test_omit_tool_call_index(gw):
@@ -697,6 +808,25 @@ def test_auth(gw):
     ) as c:
         assert c.chat.completions.create(model="m", messages=USER).choices
     assert len(gw.requests) == 6  # rejected requests are logged too
+
+
+def test_basic_auth_plays_a_relay_behind_http_basic_auth(gw):
+    gw.basic_auth = ("alice", "s3cret")
+    assert raw(gw, "GET", "/v1/models", key="a-bearer-key")[0] == 401
+    wrong = base64.b64encode(b"alice:wrong").decode()
+    status, _, body = raw(
+        gw, "GET", "/v1/models", key=None, headers={"Authorization": f"Basic {wrong}"}
+    )
+    assert status == 401
+    assert json.loads(body)["error"]["code"] == "invalid_basic_auth"
+    with openai.OpenAI(
+        base_url=gw.base_url.replace("http://", "http://alice:s3cret@"),
+        api_key="ignored",
+        max_retries=0,
+    ) as client:
+        assert client.chat.completions.create(model="m", messages=USER).choices
+    right = base64.b64encode(b"alice:s3cret").decode()
+    assert gw.last_request.headers["authorization"] == f"Basic {right}"
 
 
 def test_bad_requests(gw):

@@ -8,11 +8,13 @@ of the canary fails the test.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import pickle
 import traceback
 import warnings
+from urllib.parse import quote
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
@@ -22,6 +24,7 @@ from langchain_core.tracers.context import collect_runs
 from langchain_holysheep import ChatHolySheep
 from langchain_holysheep.errors import HolySheepError
 from langchain_holysheep.testing import Fault, Reply, ToolCall
+from tests.modes import MODES, call
 
 CANARY = "cr_SECRET_leak_canary_123456"
 LOGGERS = ("openai", "httpx", "httpx2", "httpcore", "langchain_holysheep")
@@ -430,3 +433,486 @@ def test_pickles_of_the_chain_and_embeddings_do_not_contain_the_key(gw, monkeypa
     clone = pickle.loads(pickle.dumps(chain))  # noqa: S301 (our own bytes)
     assert clone.invoke("hi").content == "Offline reply to: hi"
     assert gw.last_request.headers["authorization"] == "Bearer cr_worker_key_123456"
+
+
+# ========================================================= every credential slot
+# A recognisable value in every credential slot: the key, the URL's userinfo,
+# several kinds of credential header and query parameter. Every value holds
+# MARK, so one search finds any of them (percent-encoded forms too); the Basic
+# token HTTP makes of the userinfo is searched for as well.
+
+MARK = "LEAKED"
+SLOTS = {
+    "key": "cr_LEAKED_key_0123456789",
+    "user": "userLEAKED1",
+    "password": "pw/LEAKED:2",  # percent-encoded in the URL
+    "helicone": "Bearer hlcLEAKED3",
+    "x-api-key": "xakLEAKED4",
+    "proxy-token": "pxtLEAKED5",
+    "cookie": "session=ckLEAKED6",
+    "cf": "Bearer cfLEAKED7",
+    "sig": "sigLEAKED8",
+    "token": "tokLEAKED9",
+}
+HEADERS = {
+    "Helicone-Auth": SLOTS["helicone"],
+    "X-Api-Key": SLOTS["x-api-key"],
+    "x_proxy_token": SLOTS["proxy-token"],
+    "Cookie": SLOTS["cookie"],
+    "cf-aig-authorization": SLOTS["cf"],
+    "X-Request-Source": "visible-source",
+}
+QUERY = {"sig": SLOTS["sig"], "access_token": SLOTS["token"], "v": "2"}
+BASIC = base64.b64encode(f"{SLOTS['user']}:{SLOTS['password']}".encode()).decode()
+ECHO_ALL = "echo: " + " ".join(SLOTS.values())
+
+
+def userinfo_url(gw) -> str:
+    user, password = (quote(SLOTS[k], safe="") for k in ("user", "password"))
+    return gw.base_url.replace("http://", f"http://{user}:{password}@")
+
+
+def assert_no_leak(*things: object) -> None:
+    for thing in things:
+        text = thing if isinstance(thing, str) else repr(thing)
+        assert MARK not in text, f"a credential leaked in: {text[:400]}"
+        assert BASIC not in text, f"the userinfo leaked (Basic) in: {text[:400]}"
+
+
+@pytest.fixture
+def relay(gw):
+    """The gateway playing a relay behind basic auth (the URL's userinfo)."""
+    gw.basic_auth = (SLOTS["user"], SLOTS["password"])
+    return gw
+
+
+def _settings(gw, url=None, **kwargs):
+    return {
+        "base_url": url or userinfo_url(gw),
+        "api_key": SLOTS["key"],
+        "default_headers": dict(HEADERS),
+        "default_query": dict(QUERY),
+        "max_retries": 0,
+        **kwargs,
+    }
+
+
+def _chat(gw, url=None, **kwargs):
+    return ChatHolySheep(**_settings(gw, url, **kwargs))
+
+
+def _embeddings(gw, **kwargs):
+    from langchain_holysheep import HolySheepEmbeddings
+
+    return HolySheepEmbeddings(**_settings(gw, **kwargs))
+
+
+def _chain_by_ids(gw, **kwargs):
+    from langchain_holysheep.fallback import ChatHolySheepFallback
+
+    return ChatHolySheepFallback(models=["gpt-4.1", "deepseek-v3.2"], **_settings(gw))
+
+
+def _chain_of_models(gw, **kwargs):
+    return _chat(gw, **kwargs).with_model_fallbacks(["gpt-4.1"])
+
+
+CHAT_LIKE = {"chat": _chat, "chain-by-ids": _chain_by_ids, "chain": _chain_of_models}
+ALL_CLASSES = {**CHAT_LIKE, "embeddings": _embeddings}
+
+
+def _texts_of_error(error: BaseException) -> list[object]:
+    texts: list[object] = [*_error_texts(error), _formatted(error)]
+    for thing in _http_objects_in_chain(error):
+        texts.extend(_http_texts(thing))
+    current: BaseException | None = error
+    while current is not None:
+        texts.extend([repr(current), current.args, getattr(current, "__notes__", "")])
+        current = current.__cause__ or current.__context__
+    for inner in getattr(error, "exceptions", ()):
+        texts.extend(_texts_of_error(inner))
+    return texts
+
+
+@pytest.mark.parametrize("build", ALL_CLASSES.values(), ids=ALL_CLASSES)
+def test_repr_str_dumps_and_pickle_never_show_a_credential(relay, build):
+    thing = build(relay)
+    assert_no_leak(repr(thing), str(thing), dumps(thing), json.dumps(dumpd(thing)))
+    assert_no_leak(dumps(thing, pretty=True))
+    assert "visible-source" in repr(thing)  # other headers stay readable
+    assert "X-Request-Source" in dumps(thing)
+
+
+@pytest.mark.parametrize("build", CHAT_LIKE.values(), ids=CHAT_LIKE)
+def test_ls_params_invocation_params_and_bindings_never_show_a_credential(relay, build):
+    model = build(relay)
+    assert_no_leak(
+        model._get_ls_params(),
+        model._get_invocation_params(),
+        model._identifying_params,
+        repr(model.bind(stop=["x"])),
+        dumps(model.bind(stop=["x"])),
+        dumps(model.bind_tools([add_numbers])),
+    )
+
+
+def add_numbers(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("build", CHAT_LIKE.values(), ids=CHAT_LIKE)
+async def test_callbacks_traces_and_logs_never_see_a_credential(
+    relay, build, mode, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    model = build(relay)
+    recorder = Recorder()
+    relay.enqueue(Reply(content="fine"))
+    with collect_runs() as runs:
+        answer = await call(model, mode, config={"callbacks": [recorder]})
+        relay.enqueue(Fault(status=400, message=ECHO_ALL), Fault(status=400))
+        with pytest.raises(HolySheepError) as caught:
+            await call(model, mode, config={"callbacks": [recorder]})
+    assert answer.content == "fine"
+    assert any(s.startswith("on_chat_model_start") for s in recorder.seen)
+    assert any(s.startswith("on_llm_error") for s in recorder.seen)
+    assert any(r.name.startswith("httpx") for r in caplog.records)  # logs were on
+    assert_no_leak(*recorder.seen, *_texts_of_error(caught.value))
+    for run in runs.traced_runs:
+        assert_no_leak(run.model_dump_json(), run.serialized, run.extra)
+    for record in caplog.records:
+        assert_no_leak(record.getMessage(), record.__dict__)
+    assert_no_leak(caplog.text)
+
+
+ECHO_FAULTS = {
+    "401": Fault(status=401, message=ECHO_ALL),
+    "429": Fault(status=429, message=ECHO_ALL, headers={"Set-Cookie": SLOTS["cookie"]}),
+    "500-body": Fault(status=500, body={"error": {"message": ECHO_ALL, **SLOTS}}),
+    "502-html": Fault(status=502, body=f"<p>{ECHO_ALL}</p>", content_type="text/html"),
+    "200-not-json": Fault(status=200, body=ECHO_ALL, content_type="text/html"),
+}
+
+
+@pytest.mark.parametrize("case", ECHO_FAULTS)
+@pytest.mark.parametrize("mode", MODES)
+async def test_errors_and_their_chains_never_show_a_credential(relay, mode, case):
+    relay.set_default(ECHO_FAULTS[case])
+    with pytest.raises(HolySheepError) as caught:
+        await call(_chat(relay), mode)
+    assert_no_leak(*_texts_of_error(caught.value))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_chains_attempts_and_log_lines_never_show_a_credential(
+    relay, mode, caplog
+):
+    caplog.set_level(logging.INFO, logger="langchain_holysheep")
+    relay.set_default(Fault(status=503, message=ECHO_ALL))
+    with pytest.raises(HolySheepError) as caught:
+        await call(_chain_by_ids(relay), mode)
+    assert len(caught.value.attempts) == 2
+    assert_no_leak(caught.value.attempts, *_texts_of_error(caught.value))
+    ours = [r for r in caplog.records if r.name.startswith("langchain_holysheep")]
+    assert any("falling over" in r.getMessage() for r in ours)
+    assert_no_leak(*(r.getMessage() for r in ours), *(r.__dict__ for r in ours))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_connection_errors_never_show_a_credential(mode):
+    dead = _chat(None, url=_unreachable_userinfo_url())
+    with pytest.raises(HolySheepError) as caught:
+        await call(dead, mode)
+    assert "***:***@127.0.0.1" in str(caught.value)  # the endpoint, masked
+    assert_no_leak(*_texts_of_error(caught.value))
+
+
+def _unreachable_userinfo_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    user, password = (quote(SLOTS[k], safe="") for k in ("user", "password"))
+    return f"http://{user}:{password}@127.0.0.1:{port}/v1"
+
+
+async def test_embeddings_calls_errors_and_logs_never_show_a_credential(relay, caplog):
+    caplog.set_level(logging.DEBUG)
+    embeddings = _embeddings(relay)
+    assert len(embeddings.embed_query("hello")) > 0
+    assert len(await embeddings.aembed_query("hello")) > 0
+    relay.enqueue(Fault(status=401, message=ECHO_ALL), endpoint="embeddings")
+    with pytest.raises(HolySheepError) as caught:
+        embeddings.embed_documents(["a"])
+    relay.enqueue(Fault(status=500, message=ECHO_ALL), endpoint="embeddings")
+    with pytest.raises(HolySheepError) as caught_async:
+        await embeddings.aembed_documents(["a"])
+    assert_no_leak(*_texts_of_error(caught.value), *_texts_of_error(caught_async.value))
+    assert_no_leak(caplog.text, *(r.__dict__ for r in caplog.records))
+
+
+def test_catalog_errors_never_show_a_credential(relay):
+    from langchain_holysheep.catalog import clear_model_cache, list_models
+
+    clear_model_cache()
+    url = userinfo_url(relay)
+    assert "gpt-4.1" in list_models(api_key=SLOTS["key"], base_url=url)
+    # list_models() knows the key and the URL (it sends no extra headers).
+    echo = f"echo: {SLOTS['key']} {SLOTS['user']} {SLOTS['password']} {BASIC}"
+    relay.enqueue(Fault(status=500, message=echo), endpoint="models")
+    with pytest.raises(HolySheepError) as caught:
+        list_models(api_key=SLOTS["key"], base_url=url, refresh=True, max_retries=0)
+    strict = _chat(relay, model="gpt-5-typo", validate_model=True)
+    with pytest.raises(HolySheepError) as not_served:
+        strict.invoke("hi")
+    assert "***:***@" in str(not_served.value)
+    clear_model_cache()
+    relay.enqueue(Fault(status=500, message=ECHO_ALL), endpoint="models")
+    with pytest.raises(HolySheepError) as validating:
+        strict.invoke("hi")
+    assert_no_leak(
+        *_texts_of_error(caught.value),
+        *_texts_of_error(not_served.value),
+        *_texts_of_error(validating.value),
+    )
+
+
+def test_validation_errors_and_warnings_never_quote_a_credential():
+    with pytest.raises(ValueError) as bad_scheme:
+        ChatHolySheep(base_url=f"ftp://u:{SLOTS['sig']}@host/v1", api_key="x")
+    with pytest.raises(ValueError) as bad_header:
+        ChatHolySheep(base_url="http://[::1]/v1", default_headers={**HEADERS, "n": 1})
+    with pytest.raises(ValueError) as bad_query:
+        ChatHolySheep(base_url=f"https://u:p@h/v1?access_token={SLOTS['token']}")
+    with pytest.warns(UserWarning, match="plain http") as caught:
+        ChatHolySheep(base_url=f"http://u:{SLOTS['sig']}@relay.example/v1", api_key="x")
+    assert_no_leak(
+        *(str(e.value) for e in (bad_scheme, bad_header, bad_query)),
+        *(e.value.errors() for e in (bad_scheme, bad_header, bad_query)),
+        *(str(w.message) for w in caught),
+    )
+    assert "default_query" in str(bad_query.value)  # says what to do instead
+
+
+def test_the_chains_validation_errors_never_quote_a_credential(gw):
+    from langchain_holysheep.fallback import ChatHolySheepFallback
+
+    member = ChatHolySheep(base_url=gw.base_url, api_key="cr_member_123456")
+    with pytest.raises(ValueError) as mixed:
+        ChatHolySheepFallback(models=[member, "gpt-4.1"], **_settings(gw))
+    with pytest.raises(ValueError) as bad_header:
+        ChatHolySheepFallback(
+            models=["gpt-4.1"], **_settings(gw, default_headers={**HEADERS, "n": 1})
+        )
+    assert "ChatHolySheep settings" in str(mixed.value)
+    for caught in (mixed, bad_header):
+        assert_no_leak(str(caught.value), caught.value.errors())
+
+
+# ------------------------------------------------------- the wire carries them
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_wire_carries_every_real_value(gw, mode):
+    model = _chat(gw, url=gw.base_url)
+    await call(model, mode)
+    sent = gw.last_request
+    assert sent.headers["authorization"] == f"Bearer {SLOTS['key']}"
+    for name, value in HEADERS.items():
+        assert sent.headers[name.lower()] == value
+    assert sent.query == QUERY
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_wire_carries_the_userinfo_as_basic_auth(relay, mode):
+    answer = await call(_chat(relay), mode)
+    assert answer.content == "Offline reply to: hello"
+    sent = relay.last_request
+    assert sent.headers["authorization"] == f"Basic {BASIC}"
+    assert sent.headers["helicone-auth"] == SLOTS["helicone"]
+    assert sent.query == QUERY
+
+
+def test_embeddings_and_chain_send_every_real_value(gw):
+    settings = _settings(gw, url=gw.base_url)
+    from langchain_holysheep import HolySheepEmbeddings
+    from langchain_holysheep.fallback import ChatHolySheepFallback
+
+    HolySheepEmbeddings(**settings).embed_query("hi")
+    ChatHolySheepFallback(models=["gpt-4.1"], **settings).invoke("hi")
+    for sent in gw.requests:
+        assert sent.headers["authorization"] == f"Bearer {SLOTS['key']}"
+        assert sent.headers["x-api-key"] == SLOTS["x-api-key"]
+        assert sent.query == QUERY
+    assert {r.path for r in gw.requests} == {"/v1/embeddings", "/v1/chat/completions"}
+
+
+def test_a_401_with_userinfo_in_the_url_says_it_replaced_the_key(gw):
+    # The gateway wants a Bearer key; the URL's userinfo sent Basic instead.
+    with pytest.raises(HolySheepError, match="in place of the API key") as caught:
+        _chat(gw).invoke("hi")
+    assert "X-Api-Key" in str(caught.value)
+    assert_no_leak(*_texts_of_error(caught.value))
+
+
+# ----------------------------------------------- pickle, dumps/load, placeholders
+
+
+def test_pickle_keeps_the_url_headers_and_query_but_not_the_key(relay, monkeypatch):
+    from langchain_holysheep import HolySheepEmbeddings
+
+    monkeypatch.setenv("HOLYSHEEP_API_KEY", "cr_worker_key_123456")
+    for thing in (_chat(relay), _embeddings(relay), _chain_by_ids(relay)):
+        data = pickle.dumps(thing)
+        assert SLOTS["key"].encode() not in data
+        clone = pickle.loads(data)  # noqa: S301 (our own bytes)
+        if isinstance(clone, HolySheepEmbeddings):
+            clone.embed_query("hi")
+        else:
+            clone.invoke("hi")
+        sent = relay.last_request
+        assert sent.headers["authorization"] == f"Basic {BASIC}"
+        assert sent.headers["x-api-key"] == SLOTS["x-api-key"]
+        assert sent.query == QUERY
+
+
+def _secrets_map(url: str) -> dict[str, str]:
+    return {
+        "HOLYSHEEP_API_KEY": SLOTS["key"],
+        "HOLYSHEEP_BASE_URL": url,
+        "HOLYSHEEP_HEADER_HELICONE_AUTH": SLOTS["helicone"],
+        "HOLYSHEEP_HEADER_X_API_KEY": SLOTS["x-api-key"],
+        "HOLYSHEEP_HEADER_X_PROXY_TOKEN": SLOTS["proxy-token"],
+        "HOLYSHEEP_HEADER_COOKIE": SLOTS["cookie"],
+        "HOLYSHEEP_HEADER_CF_AIG_AUTHORIZATION": SLOTS["cf"],
+        "HOLYSHEEP_QUERY_SIG": SLOTS["sig"],
+        "HOLYSHEEP_QUERY_ACCESS_TOKEN": SLOTS["token"],
+    }
+
+
+def _load(text, **kwargs):
+    from langchain_core.load import loads
+
+    from langchain_holysheep.fallback import ChatHolySheepFallback
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The function `loads` is in beta")
+        return loads(
+            text,
+            allowed_objects=[ChatHolySheep, ChatHolySheepFallback],
+            valid_namespaces=["langchain_holysheep"],
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def no_credential_env(monkeypatch):
+    for name in _secrets_map(""):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("build", CHAT_LIKE.values(), ids=CHAT_LIKE)
+def test_dumps_and_loads_restore_every_credential_from_secrets_map(
+    relay, build, no_credential_env
+):
+    clone = _load(dumps(build(relay)), secrets_map=_secrets_map(userinfo_url(relay)))
+    assert clone.invoke("hi").content == "Offline reply to: hi"
+    sent = relay.last_request
+    assert sent.headers["authorization"] == f"Basic {BASIC}"
+    for name, value in HEADERS.items():
+        assert sent.headers[name.lower()] == value
+    assert sent.query == QUERY
+
+
+def test_loads_restores_credentials_from_the_environment(
+    relay, no_credential_env, monkeypatch
+):
+    text = dumps(_chat(relay))
+    for name, value in _secrets_map(userinfo_url(relay)).items():
+        monkeypatch.setenv(name, value)
+    clone = _load(text)  # secrets_from_env=False: the model reads them itself
+    clone.invoke("hi")
+    assert relay.last_request.headers["cookie"] == SLOTS["cookie"]
+    assert relay.last_request.query == QUERY
+
+
+@pytest.mark.parametrize("missing", ["HOLYSHEEP_BASE_URL", "HOLYSHEEP_QUERY_SIG"])
+@pytest.mark.parametrize("build", CHAT_LIKE.values(), ids=CHAT_LIKE)
+def test_loads_without_a_credential_fails_naming_it(
+    relay, build, missing, no_credential_env
+):
+    secrets = _secrets_map(userinfo_url(relay))
+    del secrets[missing]
+    with pytest.raises(ValueError, match=missing) as caught:
+        _load(dumps(build(relay)), secrets_map=secrets)
+    assert "secrets_map" in str(caught.value)
+    assert_no_leak(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"default_headers": {"X-Api-Key": "***"}},
+        {"default_query": {"sig": "***"}},
+        {"base_url": "http://***:***@127.0.0.1:9/v1"},
+        {"api_key": "**********"},
+    ],
+    ids=["header", "query", "userinfo", "key"],
+)
+def test_a_masked_placeholder_is_refused_at_construction(gw, settings):
+    with pytest.raises(ValueError, match="masked placeholder"):
+        ChatHolySheep(**{"base_url": gw.base_url, "api_key": "cr_x_123456", **settings})
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_masked_placeholder_is_never_sent(gw, mode):
+    from langchain_holysheep.errors import HolySheepInputError
+
+    model = ChatHolySheep(base_url=gw.base_url, api_key="cr_x_123456", max_retries=0)
+    # model_copy skips validation: the last gate is where the client is built.
+    copy = model.model_copy(update={"default_headers": {"Helicone-Auth": "***"}})
+    with pytest.raises(HolySheepInputError, match="masked placeholder"):
+        await call(copy, mode)
+    assert gw.requests == []
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["chat", "hello there"], ["models"], ["models", "--json"], ["chat", "-x", "?"]],
+    ids=["chat", "models", "models-json", "bad-args"],
+)
+def test_cli_output_never_shows_a_credential(relay, monkeypatch, capsys, argv):
+    cli = pytest.importorskip("langchain_holysheep.cli")
+    monkeypatch.setenv("HOLYSHEEP_API_KEY", SLOTS["key"])
+    monkeypatch.setenv("HOLYSHEEP_BASE_URL", userinfo_url(relay))
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse errors exit
+        status = exit_.code
+    out, err = capsys.readouterr()
+    assert out or err
+    assert status in {0, 2}
+    assert_no_leak(out, err)
+
+
+def test_cli_errors_never_show_a_credential(relay, monkeypatch, capsys):
+    cli = pytest.importorskip("langchain_holysheep.cli")
+    monkeypatch.setenv("HOLYSHEEP_API_KEY", SLOTS["key"])
+    # The CLI knows the key and the URL (not the headers of the other tests).
+    echo = f"echo: {SLOTS['key']} {SLOTS['user']} {SLOTS['password']} {BASIC}"
+    relay.set_default(Fault(status=401, message=echo))
+    status = cli.main(["chat", "--base-url", userinfo_url(relay), "hello"])
+    dead = cli.main(["chat", "--base-url", _unreachable_userinfo_url(), "hello"])
+    out, err = capsys.readouterr()
+    assert (status, dead) == (1, 1)
+    assert "echo:" in err
+    assert "connection refused" in err
+    assert_no_leak(out, err)

@@ -9,13 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_holysheep._convert import build_request
 from langchain_holysheep._profiles import get_capabilities
-from langchain_holysheep.errors import HolySheepInputError
+from langchain_holysheep.errors import (
+    HolySheepInputError,
+    HolySheepUnsupportedInputError,
+)
 
 HI = [HumanMessage("hi")]
+CACHED = {"type": "ephemeral"}
 
 
 def body(
@@ -198,3 +202,107 @@ def test_tool_call_ids_are_shortened_only_for_models_that_need_it():
 def test_an_empty_conversation_is_refused():
     with pytest.raises(HolySheepInputError, match="empty list of messages"):
         body(messages=[])
+
+
+def test_a_dated_id_gets_its_familys_rules():
+    with pytest.raises(HolySheepUnsupportedInputError, match="temperature and top_p"):
+        body({"model": "claude-sonnet-4-5-20250929", "temperature": 0.2, "top_p": 0.9})
+
+
+# --------------------------------------------------------------------------- #
+# what a fallback member drops, and what a bare model refuses
+# --------------------------------------------------------------------------- #
+
+
+def test_droppable_settings_are_refused_without_on_drop_and_name_the_model():
+    with pytest.raises(HolySheepUnsupportedInputError) as info:
+        body({"model": "claude-sonnet-4.5", "temperature": 0.2, "top_p": 0.9})
+    assert (info.value.model, info.value.setting) == ("claude-sonnet-4.5", "top_p")
+    with pytest.raises(HolySheepUnsupportedInputError, match="parallel_tool_calls"):
+        body({"model": "gemini-2.5-flash"}, {"parallel_tool_calls": False})
+
+
+def test_with_on_drop_they_are_left_out_and_reported():
+    dropped = []
+
+    def on_drop(model, setting, reason):
+        dropped.append((model, setting, reason))
+
+    sent = body(
+        {"model": "claude-sonnet-4.5", "temperature": 0.2, "top_p": 0.9},
+        on_drop=on_drop,
+    )
+    assert sent["temperature"] == 0.2
+    assert "top_p" not in sent
+    sent = body(
+        {"model": "deepseek-v3.2"}, {"parallel_tool_calls": False}, on_drop=on_drop
+    )
+    assert "parallel_tool_calls" not in sent
+    assert [d[:2] for d in dropped] == [
+        ("claude-sonnet-4.5", "top_p"),
+        ("deepseek-v3.2", "parallel_tool_calls"),
+    ]
+    assert all(d[2] for d in dropped)  # a reason for the warning
+    kept = body({"model": "gpt-4.1", "top_p": 0.9, "temperature": 0.1}, on_drop=on_drop)
+    assert (kept["top_p"], len(dropped)) == (0.9, 2)
+
+
+IMAGE = {"type": "image", "url": "https://x/cat.png"}
+AUDIO = {"type": "audio", "base64": "UklGRg==", "mime_type": "audio/wav"}
+PDF = {
+    "type": "file",
+    "base64": "JVBERi0xLjQK",
+    "mime_type": "application/pdf",
+    "filename": "a.pdf",
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "block", "kind"),
+    [
+        ("deepseek-v3.2", IMAGE, "image_url"),
+        ("deepseek-chat", PDF, "file"),
+        ("gpt-4.1", AUDIO, "input_audio"),
+        ("claude-sonnet-4.5", AUDIO, "input_audio"),
+    ],
+)
+def test_media_a_model_cannot_take_is_refused_before_sending(model, block, kind):
+    messages = [
+        HumanMessage("first"),
+        HumanMessage([{"type": "text", "text": "look"}, block]),
+    ]
+    with pytest.raises(HolySheepUnsupportedInputError) as info:
+        body({"model": model}, messages=messages, on_drop=lambda *_: None)
+    assert (info.value.model, info.value.setting) == (model, kind)
+    assert f"Model {model!r} cannot take" in str(info.value)
+    assert "message 2, role 'user'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "block"),
+    [
+        ("gpt-4.1", IMAGE),
+        ("gpt-4o", PDF),
+        ("gemini-2.5-flash", AUDIO),
+        ("mistral-large", IMAGE),  # not documented either way: sent
+        ("claude-sonnet-4.5", PDF),  # not documented either way: sent
+        ("some-new-model", AUDIO),  # unknown: sent as asked
+    ],
+)
+def test_media_a_model_takes_or_may_take_is_sent(model, block):
+    sent = body({"model": model}, messages=[HumanMessage([block])])
+    assert sent["messages"][0]["content"][0]["type"] != "text"
+
+
+def test_cache_control_reaches_claude_only():
+    messages = [
+        SystemMessage([{"type": "text", "text": "rules", "cache_control": CACHED}]),
+        HumanMessage([{"type": "text", "text": "q", "cache_control": CACHED}]),
+    ]
+    claude = body({"model": "claude-sonnet-4.5"}, messages=messages)["messages"]
+    assert claude[0]["content"][0]["cache_control"] == CACHED
+    assert claude[1]["content"][0]["cache_control"] == CACHED
+    for model in ("gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2", "some-model"):
+        sent = body({"model": model}, messages=messages)["messages"]
+        assert sent[0]["content"] == "rules"
+        assert sent[1]["content"] == [{"type": "text", "text": "q"}]

@@ -112,6 +112,117 @@ def test_user_content_blocks(block, expected):
     assert parts == [{"type": "text", "text": "look"}, expected]
 
 
+PDF_B64 = "JVBERi0xLjQK"
+PDF_PART = {
+    "type": "file",
+    "file": {
+        "file_data": f"data:application/pdf;base64,{PDF_B64}",
+        "filename": "report.pdf",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {
+            "type": "file",
+            "base64": PDF_B64,
+            "mime_type": "application/pdf",
+            "filename": "report.pdf",
+        },
+        {
+            "type": "file",
+            "base64": PDF_B64,
+            "mime_type": "application/pdf",
+            "extras": {"filename": "report.pdf"},
+        },
+        {
+            "type": "file",
+            "source_type": "base64",
+            "data": PDF_B64,
+            "mime_type": "application/pdf",
+            "filename": "report.pdf",
+        },
+        PDF_PART,  # already the wire form: sent as it is
+    ],
+)
+def test_langchain_file_blocks_become_chat_completions_file_parts(block):
+    """Regression: LangChain file blocks went on the wire unconverted."""
+    message = HumanMessage(content=[{"type": "text", "text": "summarize"}, block])
+    assert message_to_dict(message)["content"][1] == PDF_PART
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "file", "file_id": "file-abc"},
+        {"type": "file", "source_type": "id", "id": "file-abc"},
+    ],
+)
+def test_file_blocks_by_id(block):
+    message = HumanMessage(content=[block])
+    assert message_to_dict(message)["content"] == [
+        {"type": "file", "file": {"file_id": "file-abc"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "advice"),
+    [
+        (
+            {"type": "file", "base64": PDF_B64, "mime_type": "application/pdf"},
+            "filename",
+        ),
+        ({"type": "file", "base64": PDF_B64, "filename": "a.pdf"}, "mime_type"),
+        ({"type": "file", "url": "https://x/a.pdf"}, "cannot fetch a file from a URL"),
+        ({"type": "file", "mime_type": "application/pdf"}, "base64 data"),
+    ],
+)
+def test_file_blocks_that_cannot_be_sent_are_refused_with_what_to_do(block, advice):
+    with pytest.raises(HolySheepInputError, match=advice):
+        message_to_dict(HumanMessage(content=[block]))
+
+
+CACHED = {"type": "ephemeral"}
+
+
+def test_cache_control_is_kept_or_stripped_on_every_part_kind():
+    content = [
+        {"type": "text", "text": "long context", "cache_control": CACHED},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://x/cat.png"},
+            "cache_control": CACHED,
+        },
+        {
+            "type": "image",
+            "base64": PNG_B64,
+            "mime_type": "image/png",
+            "cache_control": CACHED,
+        },
+        {**PDF_PART, "cache_control": CACHED},
+    ]
+    kept = message_to_dict(HumanMessage(content=content))["content"]
+    assert [p["cache_control"] for p in kept] == [CACHED] * 4
+    stripped = message_to_dict(HumanMessage(content=content), cache_control=False)
+    assert all("cache_control" not in p for p in stripped["content"])
+    assert [p["type"] for p in stripped["content"]] == [
+        "text",
+        "image_url",
+        "image_url",
+        "file",
+    ]
+
+
+def test_a_system_prompt_without_its_cache_hint_is_sent_as_plain_text():
+    system = SystemMessage([{"type": "text", "text": "rules", "cache_control": CACHED}])
+    assert message_to_dict(system)["content"] == [
+        {"type": "text", "text": "rules", "cache_control": CACHED}
+    ]
+    assert message_to_dict(system, cache_control=False)["content"] == "rules"
+
+
 def test_base64_image_without_mime_type_is_rejected():
     message = HumanMessage(content=[{"type": "image", "base64": PNG_B64}])
     with pytest.raises(HolySheepInputError, match="mime_type"):
@@ -249,6 +360,49 @@ def test_ai_reasoning_blocks_are_not_sent_as_content():
         (
             {"prompt_tokens": 3, "completion_tokens": 2},
             {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+        ),
+        (  # cache writes as OpenRouter and the SDK name them
+            {
+                "prompt_tokens": 90,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {
+                    "cached_tokens": 10,
+                    "cache_write_tokens": 60,
+                },
+            },
+            {
+                "input_tokens": 90,
+                "output_tokens": 2,
+                "total_tokens": 92,
+                "input_token_details": {"cache_read": 10, "cache_creation": 60},
+            },
+        ),
+        (  # the Anthropic-style names some relays keep at the top level
+            {
+                "prompt_tokens": 90,
+                "completion_tokens": 2,
+                "cache_read_input_tokens": 10,
+                "cache_creation_input_tokens": 60,
+            },
+            {
+                "input_tokens": 90,
+                "output_tokens": 2,
+                "total_tokens": 92,
+                "input_token_details": {"cache_read": 10, "cache_creation": 60},
+            },
+        ),
+        (
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 1,
+                "prompt_tokens_details": {"cache_creation_tokens": 5},
+            },
+            {
+                "input_tokens": 9,
+                "output_tokens": 1,
+                "total_tokens": 10,
+                "input_token_details": {"cache_creation": 5},
+            },
         ),
     ],
 )
@@ -584,3 +738,74 @@ def test_streamed_invalid_arguments_go_to_invalid_tool_calls():
 def test_streamed_refusal_is_kept():
     message = aggregate([{"refusal": "I can't "}, {"refusal": "do that."}])
     assert message.additional_kwargs["refusal"] == "I can't do that."
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ([{"type": "reasoning.text", "text": "a"}], "a"),
+        (
+            [
+                {"type": "reasoning.summary", "summary": "s "},
+                {"type": "reasoning.encrypted", "data": "xyz"},
+                {"type": "reasoning.text", "text": "t"},
+            ],
+            "s t",
+        ),
+        ([{"type": "reasoning.encrypted", "data": "xyz"}], None),
+        ("not a list", None),
+        ([None, 3, {"type": "reasoning.text", "text": 7}], None),
+    ],
+)
+def test_reasoning_details_text(details, expected):
+    result = completion_to_result(_completion(content="x", reasoning_details=details))
+    message = result.generations[0].message
+    assert message.additional_kwargs.get("reasoning_content") == expected
+    assert message.additional_kwargs["reasoning_details"] == details
+
+
+def test_reasoning_content_wins_over_reasoning_details():
+    body = _completion(
+        content="x",
+        reasoning_content="plain",
+        reasoning_details=[{"type": "reasoning.text", "text": "list"}],
+    )
+    message = completion_to_result(body).generations[0].message
+    assert message.additional_kwargs["reasoning_content"] == "plain"
+
+
+def _signed_call(call_id, signature=None):
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    if signature is not None:
+        call["extra_content"] = {"google": {"thought_signature": signature}}
+    return call
+
+
+def test_thought_signatures_are_read_by_call_id():
+    calls = [_signed_call("c1", "s1"), _signed_call("c2"), _signed_call("c3", "")]
+    message = completion_to_result(_completion(content=None, tool_calls=calls))
+    kwargs = message.generations[0].message.additional_kwargs
+    assert kwargs["thought_signatures"] == {"c1": "s1"}
+
+
+def test_stream_thought_signature_without_an_id_goes_to_its_call():
+    state = StreamState()
+    state.feed(_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {}}]}))
+    chunk = state.feed(
+        _chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "function": {"arguments": "{}"},
+                        "extra_content": {"google": {"thought_signature": "s1"}},
+                    }
+                ]
+            }
+        )
+    )
+    assert chunk.message.additional_kwargs["thought_signatures"] == {"c1": "s1"}

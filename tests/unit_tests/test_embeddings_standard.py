@@ -13,6 +13,7 @@ from langchain_core.load import dumpd, dumps
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 from pydantic import ValidationError
 
+from langchain_holysheep import ChatHolySheep
 from langchain_holysheep import embeddings as embeddings_module
 from langchain_holysheep._settings import DEFAULT_BASE_URL, check_base_url
 from langchain_holysheep.embeddings import (
@@ -115,6 +116,9 @@ def test_base_url_is_validated_like_the_chat_model():
     with pytest.warns(UserWarning, match="plain http") as record:
         HolySheepEmbeddings(api_key=KEY, base_url="http://gateway.example.com/v1")
     assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match="plain http") as record:
+        ChatHolySheep(api_key=KEY, base_url="http://gateway.example.com/v1")
+    assert record[0].filename == __file__  # the line that builds the model
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         emb = HolySheepEmbeddings(api_key=KEY, base_url="http://127.0.0.1:9/v1/")

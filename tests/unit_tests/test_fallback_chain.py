@@ -15,7 +15,8 @@ from langchain_core.runnables import RunnableBinding
 from pydantic import BaseModel, ValidationError
 
 from langchain_holysheep import ChatHolySheep
-from langchain_holysheep.errors import HolySheepError
+from langchain_holysheep._profiles import intersect_profiles, model_profile
+from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.fallback import (
     ChatHolySheepFallback,
     CircuitBreakerPolicy,
@@ -191,15 +192,52 @@ def test_bind_tools_binds_openai_tools_and_checks_every_member():
     assert bound.kwargs["tool_options"] == {"tool_choice": "any"}
 
 
-def test_bind_tools_fails_at_bind_time_when_a_member_cannot_take_the_options():
+def _echo(x: int) -> int:
+    """Echo x."""
+    return x
+
+
+def test_bind_tools_binds_what_only_some_members_can_take():
+    """Regression: parallel_tool_calls on a mistral+gemini chain raised at bind."""
     chain = _chain(models=["mistral-small-2603", "gemini-2.5-flash"])
+    bound = chain.bind_tools([_echo], parallel_tool_calls=False)
+    assert bound.kwargs["tool_options"] == {"parallel_tool_calls": False}
+    strict = _chain(models=["claude-sonnet-4.5", "gpt-4.1"]).bind_tools(
+        [_echo], strict=True
+    )
+    assert strict.kwargs["tool_options"] == {"strict": True}
 
-    def tool(x: int) -> int:
-        """Echo x."""
-        return x
 
-    with pytest.raises(HolySheepError, match="parallel_tool_calls"):
-        chain.bind_tools([tool], parallel_tool_calls=False)
+def test_bind_tools_raises_at_bind_time_when_no_member_can_take_the_options():
+    chain = _chain(models=["gemini-2.5-flash", "deepseek-v3.2"])
+    with pytest.raises(HolySheepInputError, match="No member") as info:
+        chain.bind_tools([_echo], strict=True)
+    message = str(info.value)
+    assert (
+        "gemini-2.5-flash: Model 'gemini-2.5-flash' does not support strict" in message
+    )
+    assert "deepseek-v3.2: Model 'deepseek-v3.2' does not support strict" in message
+
+
+def test_structured_output_raises_when_no_member_can_give_it():
+    chain = _chain(models=["claude-sonnet-4.5", "deepseek-v3.2"])
+    with pytest.raises(HolySheepInputError, match="No member"):
+        chain.with_structured_output(
+            {"title": "T", "type": "object"}, method="json_schema"
+        )
+    chain.with_structured_output(
+        {"title": "T", "type": "object"}, method="json_mode"
+    )  # deepseek has it: claude fails when called
+
+
+def test_members_are_copies_that_adapt_and_the_users_models_are_untouched():
+    primary = ChatHolySheep(model="claude-sonnet-4.5", api_key=KEY, base_url=URL)
+    chain = primary.with_model_fallbacks(["gemini-2.5-flash"])
+    first, second = (m.model for m in chain._members())
+    assert first is not primary
+    assert primary._on_drop is None
+    assert first._on_drop is not None
+    assert second._on_drop is not None
 
 
 def test_bind_tools_names_a_member_without_tool_calling():
@@ -226,3 +264,42 @@ def test_chains_naming_the_same_model_and_gateway_share_a_breaker():
     breakers_two = {m.name: m.breaker for m in two._members()}
     assert breakers_one == breakers_two
     assert set(one.circuit_states()) == {"mistral-small-2603", "gemini-2.5-flash"}
+
+
+# ----------------------------------------------------------------- profile
+def test_the_chain_profile_is_what_every_member_has():
+    chain = _chain(models=["gpt-4.1", "deepseek-v3.2"])
+    profile = chain.profile
+    assert profile == intersect_profiles(
+        [model_profile("gpt-4.1"), model_profile("deepseek-v3.2")]
+    )
+    assert profile["max_input_tokens"] == 128_000  # the smallest window
+    assert profile["max_output_tokens"] == 32_768  # the smallest output limit
+    assert profile["tool_calling"] is True
+    assert profile["image_inputs"] is False  # deepseek takes none
+    assert profile["structured_output"] is False  # deepseek has no json_schema
+    both = _chain(models=["gpt-4.1", "gemini-2.5-flash"]).profile
+    assert both["structured_output"] is True
+    assert both["max_input_tokens"] == 1_047_576
+
+
+def test_members_built_from_ids_carry_their_own_models_profile():
+    """Regression: ids copied the primary's profile along with its settings."""
+    primary = ChatHolySheep(
+        model="gpt-4.1", api_key=KEY, base_url=URL, profile={"max_input_tokens": 5000}
+    )
+    chain = primary.with_model_fallbacks(["deepseek-v3.2", "gpt-4o-2024-08-06"])
+    first, second, third = (m.model.profile for m in chain._members())
+    assert first == {"max_input_tokens": 5000}
+    assert second == model_profile("deepseek-v3.2")
+    assert third == model_profile("gpt-4o")
+    assert chain.profile["max_input_tokens"] == 5000
+    assert chain.profile["image_inputs"] is False  # deepseek's own "no"
+    assert "tool_calling" not in chain.profile  # the primary's profile does not say
+
+
+def test_an_explicit_chain_profile_wins_and_a_foreign_member_counts():
+    assert _chain(profile={"max_input_tokens": 42}).profile == {"max_input_tokens": 42}
+    foreign = _chain(models=["gpt-4.1", FakeListChatModel(responses=["hi"])])
+    # The fake model says nothing: only gpt-4.1's "no"s hold for the chain.
+    assert foreign.profile == {"audio_inputs": False, "reasoning_output": False}

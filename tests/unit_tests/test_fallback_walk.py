@@ -18,6 +18,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_holysheep.errors import (
     HolySheepCircuitOpenError,
     HolySheepFallbackError,
+    HolySheepInputError,
+    HolySheepUnsupportedInputError,
 )
 from langchain_holysheep.fallback import _walk as walk_module
 from langchain_holysheep.fallback._breaker import (
@@ -207,3 +209,36 @@ def test_a_rejected_answer_is_recorded_and_moves_on():
     assert walk.attempts[0]["error_type"] == "HolySheepResponseRejectedError"
     assert walk.next_member().name == "b"
     assert walk.accepts(_result("fine"))
+
+
+def test_input_a_member_cannot_take_is_a_failed_attempt_not_the_end():
+    """Regression: a Claude member's input error ended the failover."""
+    breaker = CircuitBreaker(
+        "claude", "scope", CircuitBreakerPolicy(failure_threshold=1)
+    )
+
+    def call(member):
+        if member.name == "claude":
+            raise HolySheepUnsupportedInputError(
+                "no strict", model="claude", setting="strict"
+            )
+        return member.name
+
+    walk = _walk("claude", "gpt", breakers={"claude": breaker}, max_retries=3)
+    assert _run(walk, call) == "gpt"
+    [attempt] = walk.attempts
+    assert attempt == {
+        "model": "claude",
+        "error_type": "HolySheepUnsupportedInputError",
+        "status_code": None,
+        "message": "no strict",
+    }
+    assert breaker.state is CircuitState.CLOSED  # the model is not unhealthy
+
+
+def test_a_plain_input_error_still_ends_the_walk():
+    def call(member):
+        raise HolySheepInputError("bad for everyone")
+
+    with pytest.raises(HolySheepInputError, match="bad for everyone"):
+        _run(_walk("a", "b"), call)

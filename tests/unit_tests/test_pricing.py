@@ -126,6 +126,65 @@ def test_cached_tokens_with_cached_price():
     assert clamped.usd == float(Decimal(10) * Decimal("0.75") / Decimal(1_000_000))
 
 
+def _claude_with_cache_prices():
+    return load_price_table(
+        {
+            "claude-sonnet-4.5": {
+                "input_per_million": 3.0,
+                "output_per_million": 15.0,
+                "cached_input_per_million": 0.3,
+                "cache_write_per_million": 3.75,
+            }
+        }
+    )
+
+
+def test_cache_write_tokens_are_billed_at_the_cache_write_price():
+    u = usage(1000, 100)
+    u["input_token_details"] = {"cache_read": 200, "cache_creation": 500}
+    cost = cost_from_usage("claude-sonnet-4.5", u, table=_claude_with_cache_prices())
+    assert cost is not None
+    expected = (
+        Decimal(300) * Decimal(3)
+        + Decimal(200) * Decimal("0.3")
+        + Decimal(500) * Decimal("3.75")
+        + Decimal(100) * Decimal(15)
+    ) / Decimal(1_000_000)
+    assert cost.usd == float(expected)
+    assert cost.cache_write_usd == float(Decimal(500) * Decimal("3.75") / 10**6)
+    assert cost.input_usd == float(Decimal(300) * Decimal(3) / 10**6)
+
+
+def test_cache_write_tokens_without_a_price_bill_at_the_input_price():
+    u = usage(1000, 100)
+    u["input_token_details"] = {"cache_creation": 500}
+    cost = cost_from_usage("claude-sonnet-4.5", u)
+    plain = cost_from_usage("claude-sonnet-4.5", usage(1000, 100))
+    assert cost is not None
+    assert plain is not None
+    assert cost.usd == plain.usd
+    assert cost.cache_write_usd == float(Decimal(500) * Decimal(3) / 10**6)
+
+
+def test_cache_writes_are_clamped_to_the_input_left_after_reads():
+    u = usage(100, 0)
+    u["input_token_details"] = {"cache_read": 80, "cache_creation": 500}
+    cost = cost_from_usage("claude-sonnet-4.5", u, table=_claude_with_cache_prices())
+    assert cost is not None
+    expected = (Decimal(80) * Decimal("0.3") + Decimal(20) * Decimal("3.75")) / 10**6
+    assert cost.usd == float(expected)
+    assert cost.input_usd == 0.0
+
+
+def test_a_bad_cache_write_price_or_count_is_refused():
+    with pytest.raises(PriceTableError, match="cache_write_per_million"):
+        ModelPrice("m", 1, 1, cache_write_per_million=-1)
+    u = usage(10, 0)
+    u["input_token_details"] = {"cache_creation": -3}
+    with pytest.raises(ValueError, match="cache_creation"):
+        cost_from_usage("gpt-4.1", u)
+
+
 def test_reasoning_tokens_are_not_double_counted():
     with_reasoning = cost_from_usage("gpt-4.1", usage(100, 500, reasoning=300))
     without = cost_from_usage("gpt-4.1", usage(100, 500))

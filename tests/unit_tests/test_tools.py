@@ -22,7 +22,10 @@ from langchain_holysheep._tools import (
     strict_compatible,
     tool_kwargs,
 )
-from langchain_holysheep.errors import HolySheepInputError
+from langchain_holysheep.errors import (
+    HolySheepInputError,
+    HolySheepUnsupportedInputError,
+)
 from tests.shared_tools import multiply
 
 
@@ -250,6 +253,38 @@ def test_parallel_tool_calls():
     assert kwargs["parallel_tool_calls"] is False
     with pytest.raises(HolySheepInputError, match="parallel_tool_calls"):
         bound([multiply], "deepseek-v3.2", parallel_tool_calls=False)
+
+
+def test_a_fallback_member_binds_parallel_tool_calls_for_the_request_to_drop():
+    kwargs = bound([multiply], "deepseek-v3.2", parallel_tool_calls=False, adapt=True)
+    assert kwargs["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "setting"),
+    [
+        ("claude-sonnet-4.5", {"strict": True}, "strict"),
+        ("deepseek-v3.2", {"parallel_tool_calls": False}, "parallel_tool_calls"),
+        (
+            "claude-sonnet-4.5",
+            {"response_format": {"name": "A", "schema": {"type": "object"}}},
+            "response_format",
+        ),
+    ],
+)
+def test_what_only_this_model_cannot_take_is_an_unsupported_input_error(
+    model, options, setting
+):
+    with pytest.raises(HolySheepUnsupportedInputError) as info:
+        bound([multiply], model, **options)
+    assert (info.value.model, info.value.setting) == (model, setting)
+    assert model in str(info.value)
+
+
+def test_a_bad_tool_choice_is_a_plain_input_error_for_every_model():
+    with pytest.raises(HolySheepInputError) as info:
+        bound([multiply], "gpt-4.1", tool_choice="nope")
+    assert not isinstance(info.value, HolySheepUnsupportedInputError)
 
 
 def test_response_format_for_the_agent_provider_strategy():
