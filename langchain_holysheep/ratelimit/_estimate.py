@@ -2,16 +2,17 @@
 
 OpenAI-compatible gateways count a request against a tokens-per-minute limit at
 admission as its prompt plus its ``max_tokens`` (times ``n``). The prompt is
-estimated offline with langchain-core's ``count_tokens_approximately`` (about
-four characters a token, plus a few per message, tools included), so nothing is
-downloaded and no tokenizer is needed.
+estimated offline by the package's one estimate, ``_convert.estimate_message_tokens``
+(langchain-core's ``count_tokens_approximately``: about four characters a token,
+plus a few per message, tools included), the one ``get_num_tokens_from_messages``
+uses, so nothing is downloaded and no tokenizer is needed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from langchain_core.messages.utils import count_tokens_approximately
+from langchain_holysheep._convert import estimate_message_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,7 +56,7 @@ def request_tokens(
         The tokens to reserve against tokens-per-minute limits.
     """
     tools = body.get("tools")
-    prompt = count_tokens_approximately(
-        messages, tools=tools if isinstance(tools, list) else None
+    prompt = estimate_message_tokens(
+        messages, tools if isinstance(tools, list) else None
     )
     return prompt + output_reservation(body, default_max_tokens)
