@@ -104,8 +104,8 @@ def test_a_request_is_counted_once_with_its_tokens(make_model, make_limiter):
     """core's acquire and the model's reservation must not both count it."""
     limiter = make_limiter(requests_per_minute=60, tokens_per_minute=60_000)
     make_model(rate_limiter=limiter, max_tokens=500).invoke("hi")
-    assert 0.5 < _tat_ahead(limiter, "rpm") <= 1.0  # one request: 1 s
-    assert 0.25 < _tat_ahead(limiter, "tpm") <= 0.51  # ~505 tokens at 1,000/s
+    assert 0.3 < _tat_ahead(limiter, "rpm") <= 1.0  # one request: 1 s (two: 2 s)
+    assert 0.1 < _tat_ahead(limiter, "tpm") <= 0.51  # ~505 tokens at 1,000/s
 
 
 def test_another_chat_model_is_limited_by_requests_only(make_limiter):
@@ -295,10 +295,11 @@ async def test_a_429_blocks_the_key_for_every_limiter_sharing_it(
     with pytest.raises(HolySheepRateLimitError):
         await call(make_model(rate_limiter=first), mode)
     assert not second.acquire(blocking=False)  # another process, same key
-    assert 0.5 < _tat_ahead(first, "block") <= 1.0
+    left = _tat_ahead(first, "block")
+    assert 0 < left <= 1.0
     start = time.monotonic()
     assert (await call(make_model(rate_limiter=second), mode)).content
-    assert time.monotonic() - start >= 0.5
+    assert time.monotonic() - start >= left - 0.05  # it waited the block out
 
 
 def test_a_429_the_sdk_retries_by_itself_still_blocks_the_fleet(
