@@ -290,6 +290,7 @@ class _Connection:
             sync_client,
         )
 
+        self._url = url
         self.client: redis.Redis = sync_client(url, timeout)
         self.no_script = import_redis().exceptions.NoScriptError
         self.shown_url = mask_url(url)
@@ -328,12 +329,15 @@ class _Connection:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
         if first:
+            from langchain_holysheep.ratelimit._redis import (  # noqa: PLC0415
+                describe_error,
+            )
+
             _logger.warning(
-                "Circuit breakers: Redis at %s is unusable (%s: %s); each process "
+                "Circuit breakers: Redis at %s is unusable (%s); each process "
                 "keeps its own breaker state until Redis answers again.",
                 self.shown_url,
-                type(error).__name__,
-                str(error)[:200],
+                describe_error(error, self._url),
             )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.ratelimit._gcra import (
@@ -38,6 +37,7 @@ __all__ = [
     "RedisGCRA",
     "check_url",
     "client_options",
+    "describe_error",
     "import_redis",
     "mask_url",
     "sync_client",
@@ -69,24 +69,36 @@ def import_redis() -> Any:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for repr and logs.
+    """``url`` with its credentials masked, for repr and logs (``_secrets``' rule).
 
     Args:
         url: A Redis URL, e.g. ``redis://:secret@host:6379/0``.
 
     Returns:
-        The URL, safe to show.
+        The URL, safe to show (userinfo and ``password=`` masked).
     """
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable Redis URL>"
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    from langchain_holysheep._secrets import mask_url as masked  # noqa: PLC0415
+
+    return masked(url)
+
+
+def describe_error(error: Exception, url: str) -> str:
+    """``"<Type>: <message>"`` of a Redis error, the URL's credentials masked.
+
+    Args:
+        error: What redis-py raised.
+        url: The Redis URL in use.
+
+    Returns:
+        One short line, safe to log.
+    """
+    from langchain_holysheep._secrets import (  # noqa: PLC0415
+        credential_values,
+        mask_text,
+    )
+
+    text = f"{type(error).__name__}: {error}"
+    return mask_text(text, credential_values(base_url=url))[:300]
 
 
 def check_url(url: str) -> None:
@@ -148,8 +160,9 @@ def sync_client(url: str, timeout: float) -> redis.Redis:
             **client_options(timeout),
         )
     except ValueError as error:
+        reason = describe_error(error, url).removeprefix("ValueError: ")
         raise HolySheepInputError(
-            f"redis_url {mask_url(url)!r} is malformed: {error}"
+            f"redis_url {mask_url(url)!r} is malformed: {reason}"
         ) from None
     return client
 

@@ -308,6 +308,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
 
             self._shown_url = mask_url(url)
             self._redis = RedisGCRA(url, self.redis_timeout)
+        self._redis_url = url
         self._local = LocalGCRA()
         self._local_factor = fleet_size if self._redis is not None else 1
         self._state_lock = threading.Lock()
@@ -578,16 +579,22 @@ class HolySheepRateLimiter(BaseRateLimiter):
             self._degraded = True
         if first:
             _logger.warning(
-                "HolySheepRateLimiter: Redis at %s is unusable (%s: %s); limiting "
+                "HolySheepRateLimiter: Redis at %s is unusable (%s); limiting "
                 "in this process at 1/%d of the limits (fleet_size=%d) until it "
                 "answers again (next try in %.1f s).",
                 self._shown_url,
-                type(error).__name__,
-                str(error)[:200],
+                self._describe(error),
                 self.fleet_size,
                 self.fleet_size,
                 retry_in,
             )
+
+    def _describe(self, error: Exception) -> str:
+        from langchain_holysheep.ratelimit._redis import (  # noqa: PLC0415
+            describe_error,
+        )
+
+        return describe_error(error, self._redis_url or "")
 
     def _redis_answered(self) -> None:
         if self._degraded:

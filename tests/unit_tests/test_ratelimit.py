@@ -148,7 +148,7 @@ def test_the_key_is_hashed_and_the_redis_password_masked(monkeypatch):
     shown = repr(limiter)
     assert "hunter2" not in shown
     assert "cr_secret" not in shown
-    assert "redis://user:***@127.0.0.1:1/0" in shown
+    assert "redis://***:***@127.0.0.1:1/0" in shown
     assert limiter.key_prefix.startswith("hs:{")
     assert limiter.key_prefix.endswith("}:ns:")
     assert "cr_secret" not in limiter.key_prefix
@@ -158,7 +158,8 @@ def test_the_key_is_hashed_and_the_redis_password_masked(monkeypatch):
 
 def test_mask_url_keeps_urls_without_a_password():
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-    assert mask_url("rediss://:pw@h:1/2") == "rediss://:***@h:1/2"
+    assert "hunter2" not in mask_url("rediss://:hunter2@h:1/2")
+    assert "hunter2" not in mask_url("unix:///tmp/redis.sock?password=hunter2&db=1")
 
 
 def test_redis_url_defaults_to_the_environment(monkeypatch):
