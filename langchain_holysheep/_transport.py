@@ -210,6 +210,22 @@ class _SyncHttpClient(openai.DefaultHttpxClient):
             pass
 
 
+def _wrap_network_backend(
+    transport: httpx2.HTTPTransport | httpx2.AsyncHTTPTransport,
+    pool_type: type[httpcore2.ConnectionPool | httpcore2.AsyncConnectionPool],
+    wrap: Callable[[Any], Any],
+) -> None:
+    """Put ``wrap`` around the network backend of ``transport``'s pool.
+
+    Left as it is if an httpx2/httpcore2 upgrade moved the attributes
+    (``tests/integration_tests/test_transport.py`` fails then).
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(pool, pool_type) and backend is not None:
+        pool._network_backend = wrap(backend)  # noqa: SLF001
+
+
 def default_sync_http_client(
     response_hooks: list[Callable[[httpx2.Response], None]] | None = None,
 ) -> httpx2.Client:
@@ -223,10 +239,7 @@ def default_sync_http_client(
         A new client (one pool); the ``openai.OpenAI`` built on it closes it.
     """
     transport = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(pool, httpcore2.ConnectionPool) and backend is not None:
-        pool._network_backend = _DeadlineBackend(backend)  # noqa: SLF001
+    _wrap_network_backend(transport, httpcore2.ConnectionPool, _DeadlineBackend)
     return _SyncHttpClient(
         transport=transport, event_hooks={"response": list(response_hooks or [])}
     )
@@ -338,10 +351,7 @@ def default_async_http_client(
         A new client (one pool); the ``openai.AsyncOpenAI`` built on it closes it.
     """
     transport = httpx2.AsyncHTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(pool, httpcore2.AsyncConnectionPool) and backend is not None:
-        pool._network_backend = _SocketOnceBackend(backend)  # noqa: SLF001
+    _wrap_network_backend(transport, httpcore2.AsyncConnectionPool, _SocketOnceBackend)
     return openai.DefaultAsyncHttpxClient(
         transport=transport, event_hooks={"response": list(response_hooks or [])}
     )

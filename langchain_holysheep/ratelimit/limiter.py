@@ -466,19 +466,18 @@ class HolySheepRateLimiter(BaseRateLimiter):
             seconds: How long, e.g. a 429's ``Retry-After``.
             model: Block only this model (``None``: the whole key).
         """
-        key = _block_key(model)
-        seconds = min(seconds, self.max_block)
-        if seconds <= 0:
+        if (span := self._block_span(seconds)) is None:
             return
+        key = _block_key(model)
         if self._redis is not None and self._redis_due():
             try:
-                self._redis.block(self._prefix + key, seconds)
+                self._redis.block(self._prefix + key, span)
             except Exception as error:  # noqa: BLE001 (a Redis error never fails a call)
                 self._redis_failed(error)
             else:
                 self._redis_answered()
                 return
-        self._local.block(key, seconds)
+        self._local.block(key, span)
 
     async def ablock(self, seconds: float, model: str | None = None) -> None:
         """Async :meth:`block`.
@@ -487,19 +486,18 @@ class HolySheepRateLimiter(BaseRateLimiter):
             seconds: How long, e.g. a 429's ``Retry-After``.
             model: Block only this model (``None``: the whole key).
         """
-        key = _block_key(model)
-        seconds = min(seconds, self.max_block)
-        if seconds <= 0:
+        if (span := self._block_span(seconds)) is None:
             return
+        key = _block_key(model)
         if self._redis is not None and self._redis_due():
             try:
-                await self._redis.ablock(self._prefix + key, seconds)
+                await self._redis.ablock(self._prefix + key, span)
             except Exception as error:  # noqa: BLE001 (a Redis error never fails a call)
                 self._redis_failed(error)
             else:
                 self._redis_answered()
                 return
-        self._local.block(key, seconds)
+        self._local.block(key, span)
 
     def close(self) -> None:
         """Close the Redis connections (they reopen on the next call)."""
@@ -606,6 +604,11 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 "shared again.",
                 self._shown_url,
             )
+
+    def _block_span(self, seconds: float) -> float | None:
+        """A block of ``seconds``, capped at ``max_block``; ``None`` if it is empty."""
+        seconds = min(seconds, self.max_block)
+        return seconds if seconds > 0 else None
 
     def _book(self, plan: _Plan, max_wait: float | None) -> Booking:
         if self._redis is not None and self._redis_due():
