@@ -117,6 +117,18 @@ def _call_cost(
     return (None, None) if cost is None else (cost.usd, cost.source)
 
 
+def _settle(
+    limiter: HolySheepRateLimiter | None,
+    body: dict[str, Any],
+    reserved: int,
+    generations: Sequence[ChatGeneration],
+) -> None:
+    """Tell the limiter what a call really used (``reserve_output="learned"``)."""
+    if limiter is not None and reserved and generations:
+        usage = getattr(generations[0].message, "usage_metadata", None)
+        limiter.settle_chat(body, reserved, usage)
+
+
 def _add_call_metadata(
     generations: Sequence[ChatGeneration],
     requested_model: str,
@@ -709,8 +721,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, model)
+        reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            limiter.reserve_chat(messages, body)
+            reserved = limiter.reserve_chat(messages, body)
         start = perf_counter()
         deadline = None if total is None else Deadline(total)
         try:
@@ -727,6 +740,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             self._enrich_not_found(error, config, model)
             raise
         _add_call_metadata(result.generations, model, start, None, end)
+        _settle(limiter, body, reserved, result.generations)
         return result
 
     @_signature_computed_once
@@ -743,8 +757,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, model)
+        reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            await limiter.areserve_chat(messages, body)
+            reserved = await limiter.areserve_chat(messages, body)
         start = perf_counter()
         deadline = None if total is None else Deadline(total)
         try:
@@ -761,6 +776,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
             await self._aenrich_not_found(error, config, model)
             raise
         _add_call_metadata(result.generations, model, start, None, end)
+        _settle(limiter, body, reserved, result.generations)
         return result
 
     def _stream(
@@ -775,8 +791,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, body["model"])
+        reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            limiter.reserve_chat(messages, body)
+            reserved = limiter.reserve_chat(messages, body)
         start = perf_counter()
         deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
@@ -801,6 +818,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                 stream.response.request, allow_empty=self.allow_empty_answer
             )
             _add_call_metadata([final], body["model"], start, first, perf_counter())
+            _settle(limiter, body, reserved, [final])
             yield final
 
     async def _astream(
@@ -815,8 +833,9 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, body["model"])
+        reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            await limiter.areserve_chat(messages, body)
+            reserved = await limiter.areserve_chat(messages, body)
         start = perf_counter()
         deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
@@ -846,6 +865,7 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
                     stream.response.request, allow_empty=self.allow_empty_answer
                 )
                 _add_call_metadata([final], body["model"], start, first, perf_counter())
+                _settle(limiter, body, reserved, [final])
                 yield final
         finally:
             await stream.close()

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 
     from langchain_core.messages import BaseMessage
 
-__all__ = ["DEFAULT_MAX_TOKENS", "output_reservation", "request_tokens"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "choices",
+    "output_reservation",
+    "prompt_tokens",
+    "request_tokens",
+]
 
 DEFAULT_MAX_TOKENS: Final = 1024
 """Output tokens reserved for a request that sets no ``max_tokens``."""
@@ -38,8 +44,7 @@ def output_reservation(body: dict[str, Any], default_max_tokens: int) -> int:
     """
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     per_choice = limit if isinstance(limit, int) and limit > 0 else default_max_tokens
-    n = body.get("n")
-    return per_choice * (n if isinstance(n, int) and n > 1 else 1)
+    return per_choice * choices(body)
 
 
 def request_tokens(
@@ -55,8 +60,31 @@ def request_tokens(
     Returns:
         The tokens to reserve against tokens-per-minute limits.
     """
+    return prompt_tokens(messages, body) + output_reservation(body, default_max_tokens)
+
+
+def prompt_tokens(messages: Sequence[BaseMessage], body: dict[str, Any]) -> int:
+    """The prompt's estimated tokens: its messages and the body's ``tools``.
+
+    Args:
+        messages: The request's messages.
+        body: The chat request body (its ``tools``).
+
+    Returns:
+        The offline estimate of the input tokens.
+    """
     tools = body.get("tools")
-    prompt = estimate_message_tokens(
-        messages, tools if isinstance(tools, list) else None
-    )
-    return prompt + output_reservation(body, default_max_tokens)
+    return estimate_message_tokens(messages, tools if isinstance(tools, list) else None)
+
+
+def choices(body: dict[str, Any]) -> int:
+    """How many answers a request asks for (its ``n``, at least 1).
+
+    Args:
+        body: The chat request body.
+
+    Returns:
+        ``n`` when it is a whole number above 1, else 1.
+    """
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1

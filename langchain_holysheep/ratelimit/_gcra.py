@@ -12,6 +12,13 @@ A call that must wait is not refused: it *books* its future slot (the TATs move
 on from that slot) and is told how long to wait, so the caller sleeps once and
 never polls. A call that may not wait that long (``max_wait``) changes nothing.
 
+A charge may also carry a *correction*: units an earlier call used beyond (or,
+negative, short of) what it reserved, learned only from its answer. It moves
+that limit's TAT first (a live TAT only, one that has not expired: a key lives
+until a second after its TAT; an expired one is idle, so the earlier call's
+units are already past), so the correction rides on the next call's
+round trip and is committed with it, or not at all.
+
 :data:`GCRA_SCRIPT` runs this on Redis, atomically, on Redis's own clock
 (``TIME``), in one round trip; :func:`book` is the same rule in pure Python for
 the in-process backend (times in microseconds in both).
@@ -37,7 +44,8 @@ MICROS: Final = 1_000_000
 """Microseconds per second: the time unit of the script and of :func:`book`."""
 
 # KEYS[1..ARGV[2]]: block keys (each holds the end of a block, in µs of Redis's
-# clock); the other KEYS: one TAT key per limit, ARGV[2 + i] its increment in µs.
+# clock); the other KEYS: one TAT key per limit; for the k-th of them (from 1),
+# ARGV[1 + 2k] is its increment and ARGV[2 + 2k] its correction, in µs.
 # ARGV[1]: the longest wait the caller accepts, in µs (negative: any wait).
 # Returns {1, wait_µs} when booked (TATs committed), {0, wait_µs} when the wait
 # is longer than ARGV[1] (nothing written).
@@ -47,14 +55,15 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nblocks = tonumber(ARGV[2])
 local start = now
 for i = 1, #KEYS do
-  local v = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if v ~= nil and v > start then start = v end
+  local v = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if i > nblocks and v > 0 then v = v + tonumber(ARGV[2 * (i - nblocks) + 2]) end
+  if v > start then start = v end
 end
 local wait = start - now
 local max_wait = tonumber(ARGV[1])
 if max_wait >= 0 and wait > max_wait then return {0, wait} end
 for i = nblocks + 1, #KEYS do
-  local tat = start + tonumber(ARGV[i - nblocks + 2])
+  local tat = start + tonumber(ARGV[2 * (i - nblocks) + 1])
   redis.call('SET', KEYS[i], string.format('%.0f', tat),
              'PX', math.floor((tat - now) / 1000) + 1000)
 end
@@ -91,10 +100,14 @@ class Charge:
         key: The limit's key suffix, e.g. ``"rpm"`` or ``"m:gpt-4.1:tpm"``.
         increment_us: ``cost * emission interval``, in microseconds: how far
             the call moves the limit's TAT.
+        correction_us: Earlier calls' units beyond (negative: short of) what
+            they reserved, times the emission interval: applied to a live TAT
+            before this call is placed.
     """
 
     key: str
     increment_us: float
+    correction_us: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +146,10 @@ def book(
     """
     start = max(now_us, block_until_us)
     for charge in charges:
-        start = max(start, tats.get(charge.key, 0.0))
+        tat = tats.get(charge.key, 0.0)
+        if charge.key in tats and tat + MICROS > now_us:  # live, as on Redis
+            tat += charge.correction_us
+        start = max(start, tat)
     wait = start - now_us
     if 0 <= max_wait_us < wait:
         return Booking(booked=False, wait=wait / MICROS)

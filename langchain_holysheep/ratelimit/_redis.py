@@ -173,8 +173,8 @@ def _script_args(
     """``numkeys, *keys, *args`` for the script (see ``_gcra.GCRA_SCRIPT``)."""
     max_wait_us = -1 if max_wait is None else round(max_wait * MICROS)
     keys = [*blocks, *(c.key for c in charges)]
-    increments = [repr(c.increment_us) for c in charges]
-    return [len(keys), *keys, max_wait_us, len(blocks), *increments]
+    per_limit = [repr(v) for c in charges for v in (c.increment_us, c.correction_us)]
+    return [len(keys), *keys, max_wait_us, len(blocks), *per_limit]
 
 
 def _booking(reply: Any) -> Booking:

@@ -27,12 +27,17 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from langchain_core.rate_limiters import BaseRateLimiter
 from pydantic import SecretStr
 
-from langchain_holysheep.ratelimit._estimate import DEFAULT_MAX_TOKENS, request_tokens
+from langchain_holysheep.ratelimit._estimate import (
+    DEFAULT_MAX_TOKENS,
+    choices,
+    output_reservation,
+    prompt_tokens,
+)
 from langchain_holysheep.ratelimit._gcra import MICROS, Booking, Charge
 from langchain_holysheep.ratelimit._local import LocalGCRA
 
@@ -58,7 +63,12 @@ __all__ = [
 REDIS_URL_ENV: Final = "HOLYSHEEP_REDIS_URL"
 """The environment variable ``redis_url`` defaults to."""
 
+ReserveOutput = Literal["max_tokens", "learned"]
+"""How output tokens are reserved: ``max_tokens`` up front, or learned from usage."""
+
 _MINUTE_US: Final = 60 * MICROS
+_LEARNING_RATE: Final = 0.2
+"""Weight of the newest answer in the learned output size (an EWMA)."""
 _FIRST_BACKOFF: Final = 1.0
 _MAX_BACKOFF: Final = 30.0
 _logger = logging.getLogger("langchain_holysheep.ratelimit")
@@ -94,12 +104,17 @@ class ModelLimits:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """One call's script arguments: the Redis keys, and the local twin's."""
+    """One call's script arguments: the Redis keys, and the local twin's.
+
+    ``settles`` lists the owed tokens (per token-limit suffix) whose
+    correction the charges carry: they are paid once the call is booked.
+    """
 
     blocks: tuple[str, ...]
     shared: tuple[Charge, ...]
     local_blocks: tuple[str, ...]
     local: tuple[Charge, ...]
+    settles: tuple[tuple[str, int], ...] = ()
 
 
 def _input_error(message: str) -> Exception:
@@ -192,6 +207,13 @@ class HolySheepRateLimiter(BaseRateLimiter):
     ``default_max_tokens`` when unset) with the request, in one Redis call;
     other chat models are limited by requests only.
 
+    For a gateway that counts the tokens a request actually used (not its
+    ``max_tokens``), ``reserve_output="learned"`` reserves the prompt estimate
+    plus the output size learned from earlier answers of the model (capped at
+    ``max_tokens``), and corrects each reservation from the answer's ``usage``:
+    the difference rides on this process's next call to the same limit, in the
+    same single script call.
+
     The API key reaches Redis only as a hash (``hs:{<sha256[:16]>}:<namespace>:``
     keys, one Redis Cluster slot per key), never in a key, a value, a repr or a
     log; the Redis URL's password is masked in the repr and in logs.
@@ -213,6 +235,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         redis_timeout: float = 0.25,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         max_block: float = 60.0,
+        reserve_output: ReserveOutput = "max_tokens",
     ) -> None:
         """Configure the limits; nothing connects until the first call.
 
@@ -237,11 +260,22 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 no ``max_tokens``.
             max_block: The longest a 429 blocks the key (or model) for every
                 process, in seconds, whatever its ``Retry-After`` says.
+            reserve_output: ``"max_tokens"`` (the default) reserves the
+                prompt estimate plus ``max_tokens`` times ``n``, as
+                OpenAI-compatible gateways count at admission. ``"learned"``
+                (for gateways that count actual usage) reserves the prompt
+                estimate plus the output size learned from the model's earlier
+                answers (at most ``max_tokens``; before the
+                first answer, ``max_tokens`` or ``default_max_tokens``), then
+                corrects the reservation by what the answer's ``usage`` says
+                was used; the correction is carried by this process's next
+                token reservation (no extra Redis call).
 
         Raises:
             HolySheepInputError: For a limit that is not a positive number, a
-                bad ``fleet_size``, ``redis_timeout``, ``namespace`` or
-                ``default_max_tokens``, or a malformed Redis URL.
+                bad ``fleet_size``, ``redis_timeout``, ``namespace``,
+                ``default_max_tokens`` or ``reserve_output``, or a malformed
+                Redis URL.
             ImportError: If a Redis URL is given and redis-py (the
                 ``langchain-holysheep[redis]`` extra) is not installed.
         """
@@ -281,6 +315,12 @@ class HolySheepRateLimiter(BaseRateLimiter):
             raise _input_error(
                 f"max_block must be seconds in (0, 3600], not {max_block!r}."
             )
+        if reserve_output not in ("max_tokens", "learned"):
+            raise _input_error(
+                'reserve_output must be "max_tokens" or "learned", not '
+                f"{reserve_output!r}."
+            )
+        self.reserve_output: ReserveOutput = reserve_output
         self.max_block = float(max_block)
         self.namespace = namespace
         self.fleet_size = fleet_size
@@ -315,6 +355,10 @@ class HolySheepRateLimiter(BaseRateLimiter):
         self._retry_at = 0.0
         self._backoff = _FIRST_BACKOFF
         self._degraded = False
+        # reserve_output="learned": the learned output tokens per answer, per
+        # model, and the tokens owed (+) or to give back (-) per token limit.
+        self._learned: dict[str, float] = {}
+        self._owed: dict[str, int] = {}
         self._request_plan = self._plan(1, 0, None)
 
     # ------------------------------------------------------------- public
@@ -387,7 +431,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 so the call could never fit in a minute.
         """
         plan = self._plan(requests, tokens, model)
-        return _slept(self._book(plan, _max_wait(blocking=blocking)))
+        return _slept(self._paid(plan, self._book(plan, _max_wait(blocking=blocking))))
 
     async def areserve(
         self,
@@ -409,7 +453,8 @@ class HolySheepRateLimiter(BaseRateLimiter):
             Whether it was reserved (always ``True`` when blocking).
         """
         plan = self._plan(requests, tokens, model)
-        return await _aslept(await self._abook(plan, _max_wait(blocking=blocking)))
+        booking = await self._abook(plan, _max_wait(blocking=blocking))
+        return await _aslept(self._paid(plan, booking))
 
     def chat_tokens(self, messages: Sequence[BaseMessage], body: dict[str, Any]) -> int:
         """The tokens a chat request reserves (0 when no token limit applies).
@@ -420,40 +465,107 @@ class HolySheepRateLimiter(BaseRateLimiter):
 
         Returns:
             The prompt estimate plus ``max_tokens * n`` (``default_max_tokens``
-            when unset), or 0 if neither the key nor the model has a token limit.
+            when unset; with ``reserve_output="learned"``, the learned output
+            size when it is smaller), or 0 if neither the key nor the model has
+            a token limit.
         """
-        model = self.model_limits.get(body.get("model", ""))
-        if self.tokens_per_minute is None and (
-            model is None or model.tokens_per_minute is None
-        ):
+        if not self._limits_tokens(body.get("model")):
             return 0
-        return request_tokens(messages, body, self.default_max_tokens)
+        output = output_reservation(body, self.default_max_tokens)
+        if self.reserve_output == "learned":
+            learned = self._learned.get(body.get("model", ""))
+            if learned is not None:
+                output = min(output, math.ceil(learned * choices(body)))
+        return prompt_tokens(messages, body) + output
 
     def reserve_chat(
         self, messages: Sequence[BaseMessage], body: dict[str, Any]
-    ) -> None:
+    ) -> int:
         """Reserve one chat request and its tokens, waiting for the slot.
 
-        ``ChatHolySheep`` calls this once per request, before sending it.
+        ``ChatHolySheep`` calls this once per request, before sending it, and
+        :meth:`settle_chat` with the answer's usage.
 
         Args:
             messages: The request's messages.
             body: The request body.
+
+        Returns:
+            The tokens reserved (for :meth:`settle_chat`).
         """
-        self.reserve(tokens=self.chat_tokens(messages, body), model=body.get("model"))
+        tokens = self.chat_tokens(messages, body)
+        self.reserve(tokens=tokens, model=body.get("model"))
+        return tokens
 
     async def areserve_chat(
         self, messages: Sequence[BaseMessage], body: dict[str, Any]
-    ) -> None:
+    ) -> int:
         """Async :meth:`reserve_chat`.
 
         Args:
             messages: The request's messages.
             body: The request body.
+
+        Returns:
+            The tokens reserved (for :meth:`settle_chat`).
         """
-        await self.areserve(
-            tokens=self.chat_tokens(messages, body), model=body.get("model")
+        tokens = self.chat_tokens(messages, body)
+        await self.areserve(tokens=tokens, model=body.get("model"))
+        return tokens
+
+    def settle_chat(
+        self,
+        body: dict[str, Any],
+        reserved: int,
+        usage: Mapping[str, Any] | None,
+    ) -> None:
+        """Learn from an answer's usage and owe its difference from the reservation.
+
+        Only with ``reserve_output="learned"`` (else it does nothing). The
+        model's learned output size moves towards the answer's output tokens
+        per choice, and ``input + output - reserved`` tokens are owed to (or,
+        negative, given back by) each token limit the request was counted
+        against; this process's next token reservation on that limit carries
+        the correction, in its one script call. No Redis call is made here.
+
+        Args:
+            body: The request body (its ``model`` and ``n``).
+            reserved: What :meth:`reserve_chat` returned for it.
+            usage: The answer's ``usage_metadata`` (``input_tokens``,
+                ``output_tokens``); ``None`` leaves the reservation as counted.
+        """
+        if self.reserve_output != "learned" or not reserved or not usage:
+            return
+        input_tokens, output_tokens = (
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
         )
+        if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
+            return
+        model = body.get("model", "")
+        per_choice = output_tokens / choices(body)
+        owed = input_tokens + output_tokens - reserved
+        with self._state_lock:
+            learned = self._learned.get(model)
+            self._learned[model] = (
+                per_choice
+                if learned is None
+                else learned + _LEARNING_RATE * (per_choice - learned)
+            )
+            if owed:
+                for suffix in self._token_limits(model):
+                    self._owed[suffix] = self._owed.get(suffix, 0) + owed
+
+    def learned_output_tokens(self, model: str) -> float | None:
+        """The output tokens per answer learned for ``model`` (``"learned"`` mode).
+
+        Args:
+            model: A model id.
+
+        Returns:
+            The learned size, or ``None`` before the model's first answer.
+        """
+        return self._learned.get(model)
 
     def block(self, seconds: float, model: str | None = None) -> None:
         """Hold every call of the key (or of ``model``) for ``seconds``.
@@ -540,6 +652,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
             ]
         shared: list[Charge] = []
         local: list[Charge] = []
+        settles: list[tuple[str, int]] = []
         for suffix, limit, cost in limits:
             if limit is None or cost == 0:
                 continue
@@ -552,14 +665,49 @@ class HolySheepRateLimiter(BaseRateLimiter):
                     "the limit."
                 )
             increment = cost * _MINUTE_US / limit
-            shared.append(Charge(self._prefix + suffix, increment))
-            local.append(Charge(suffix, increment * self._local_factor))
+            owed = self._owed.get(suffix, 0) if self._owed else 0
+            correction = owed * _MINUTE_US / limit
+            if owed:
+                settles.append((suffix, owed))
+            shared.append(Charge(self._prefix + suffix, increment, correction))
+            local.append(
+                Charge(
+                    suffix,
+                    increment * self._local_factor,
+                    correction * self._local_factor,
+                )
+            )
         return _Plan(
             tuple(self._prefix + b for b in blocks),
             tuple(shared),
             tuple(blocks),
             tuple(local),
+            tuple(settles),
         )
+
+    def _limits_tokens(self, model: str | None) -> bool:
+        """Whether a request to ``model`` counts against any token limit."""
+        return bool(self._token_limits(model or ""))
+
+    def _token_limits(self, model: str) -> list[str]:
+        """The token-limit suffixes a request to ``model`` is counted against."""
+        suffixes = [] if self.tokens_per_minute is None else ["tpm"]
+        per_model = self.model_limits.get(model)
+        if per_model is not None and per_model.tokens_per_minute is not None:
+            suffixes.append(f"m:{model}:tpm")
+        return suffixes
+
+    def _paid(self, plan: _Plan, booking: Booking) -> Booking:
+        """Once ``plan`` is booked, its carried corrections are no longer owed."""
+        if booking.booked and plan.settles:
+            with self._state_lock:
+                for suffix, owed in plan.settles:
+                    left = self._owed.get(suffix, 0) - owed
+                    if left:
+                        self._owed[suffix] = left
+                    else:
+                        self._owed.pop(suffix, None)
+        return booking
 
     def _redis_due(self) -> bool:
         """Whether to ask Redis now (not while backing off after a failure)."""

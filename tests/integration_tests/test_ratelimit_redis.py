@@ -198,6 +198,58 @@ def test_a_flushed_script_cache_is_refilled_in_the_same_call(private_redis):
     limiter.close()
 
 
+# --------------------------------------------- learned output (actual usage)
+def _ahead(url, key):
+    """Seconds a TAT key is ahead of that Redis's clock (0 if the key is gone)."""
+    redis = client(url)
+    seconds, micros = redis.time()
+    value = redis.get(key)
+    return 0.0 if value is None else (int(value) - (seconds * 10**6 + micros)) / 1e6
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_learned_mode_gives_back_unused_tokens_on_the_next_round_trip(
+    make_model, private_redis, gw, mode
+):
+    """tokens_per_minute=60,000 (1,000 a second) and max_tokens=3,000.
+
+    Reserving max_tokens, five calls would book 15 s of tokens; learning that
+    the gateway answers in a few dozen tokens, the first call's unused
+    reservation is given back by the second call's own script call.
+    """
+    limiter = HolySheepRateLimiter(
+        tokens_per_minute=60_000,
+        reserve_output="learned",
+        redis_url=private_redis.url,
+        api_key=KEY,
+    )
+    llm = make_model(rate_limiter=limiter, max_tokens=3000)
+    tpm = limiter.key_prefix + "tpm"
+    before = private_redis.script_calls()
+    first = await call(llm, mode)
+    assert 2.5 < _ahead(private_redis.url, tpm) <= 3.1  # max_tokens, at first
+    used = first.usage_metadata["total_tokens"]
+    learned = limiter.learned_output_tokens(llm.model_name)
+    assert learned == first.usage_metadata["output_tokens"]
+    for _ in range(4):
+        used += (await call(llm, mode)).usage_metadata["total_tokens"]
+    assert private_redis.script_calls() - before == 5  # corrections rode along
+    assert len(gw.requests) == 5
+    assert _ahead(private_redis.url, tpm) < (used + 3000) / 1000 - 2.5
+    limiter.close()
+
+
+def test_a_correction_reaches_every_process_sharing_the_limit(make_model, make_limiter):
+    learner = make_limiter(tokens_per_minute=60_000, reserve_output="learned")
+    other = make_limiter(tokens_per_minute=60_000)  # another process, same key
+    llm = make_model(rate_limiter=learner, max_tokens=3000)
+    llm.invoke("hi")
+    assert _tat_ahead(other, "tpm") > 2.5  # 3 s booked ahead, for both
+    llm.invoke("hi")  # carries the first call's unused ~2,970 tokens back
+    assert _tat_ahead(other, "tpm") < 0.5
+    assert other.reserve(tokens=100, blocking=True)
+
+
 # ------------------------------------------------------------ Redis failures
 @pytest.mark.parametrize("mode", MODES)
 async def test_redis_down_calls_go_on_under_local_limits_with_one_warning(

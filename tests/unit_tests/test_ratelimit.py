@@ -251,3 +251,109 @@ def test_a_model_block_holds_that_model_only():
 def test_max_block_must_be_a_sane_number_of_seconds(max_block):
     with pytest.raises(HolySheepInputError, match="max_block"):
         HolySheepRateLimiter(max_block=max_block)
+
+
+# ------------------------------------------- learned output and corrections
+def test_a_correction_moves_a_live_tat_before_the_call_is_placed():
+    tats = {"tpm": 3 * SECOND}
+    result = book(tats, (Charge("tpm", SECOND, -2 * SECOND),), SECOND, -1)
+    assert result.wait == 0.0  # the earlier call used 2 s less than it reserved
+    assert tats == {"tpm": 2 * SECOND}
+    owed = book(tats, (Charge("tpm", SECOND, 0.5 * SECOND),), SECOND, -1)
+    assert owed.wait == 1.5  # and this one's predecessor used 0.5 s more
+    assert tats == {"tpm": 3.5 * SECOND}
+
+
+def test_a_correction_to_an_expired_tat_is_past_and_ignored():
+    # As on Redis, where the key is gone a second after its TAT.
+    tats = {"tpm": SECOND}
+    result = book(tats, (Charge("tpm", SECOND, 5 * SECOND),), 10 * SECOND, -1)
+    assert result.wait == 0.0
+    assert tats == {"tpm": 11 * SECOND}
+
+
+def test_a_refused_booking_keeps_the_correction_owed():
+    limiter = HolySheepRateLimiter(
+        tokens_per_minute=60_000, reserve_output="learned", redis_url=None
+    )
+    body = {"model": "m", "max_tokens": 1000}
+    reserved = limiter.reserve_chat([HumanMessage("hi")], body)
+    limiter.settle_chat(body, reserved, {"input_tokens": 5, "output_tokens": 995})
+    owed = 5 + 995 - reserved
+    assert limiter._owed == {"tpm": owed}
+    assert not limiter.reserve(tokens=59_000, blocking=False)
+    assert limiter._owed == {"tpm": owed}  # nothing was booked: still owed
+    assert limiter.reserve(tokens=10)
+    assert limiter._owed == {}
+
+
+def _prompt(messages, body):
+    return (
+        HolySheepRateLimiter(tokens_per_minute=10**9, redis_url=None).chat_tokens(
+            messages, {**body, "max_tokens": 1, "n": 1}
+        )
+        - 1
+    )
+
+
+def test_learned_mode_reserves_what_the_model_answers_and_corrects_the_rest():
+    limiter = HolySheepRateLimiter(
+        tokens_per_minute=60_000, reserve_output="learned", redis_url=None
+    )
+    messages = [HumanMessage("hello there")]
+    body = {"model": "gpt-4.1", "max_tokens": 500}
+    prompt = _prompt(messages, body)
+    first = limiter.reserve_chat(messages, body)
+    assert first == prompt + 500  # nothing learned yet: max_tokens
+    assert limiter.learned_output_tokens("gpt-4.1") is None
+    limiter.settle_chat(body, first, {"input_tokens": prompt, "output_tokens": 40})
+    assert limiter.learned_output_tokens("gpt-4.1") == 40
+    assert limiter._owed == {"tpm": 40 - 500}  # the unused 460 are given back
+    tat_before = limiter._local._tats["tpm"]
+    second = limiter.reserve_chat(messages, body)
+    assert second == prompt + 40
+    increment = (second - 460) * 1000  # µs at 1,000 tokens a second
+    assert limiter._local._tats["tpm"] == pytest.approx(tat_before + increment)
+    limiter.settle_chat(body, second, {"input_tokens": prompt, "output_tokens": 90})
+    assert limiter.learned_output_tokens("gpt-4.1") == pytest.approx(40 + 0.2 * 50)
+    assert limiter.learned_output_tokens("other") is None
+
+
+def test_learned_output_is_per_choice_and_never_above_max_tokens():
+    limiter = HolySheepRateLimiter(
+        tokens_per_minute=60_000, reserve_output="learned", redis_url=None
+    )
+    messages = [HumanMessage("hi")]
+    body = {"model": "m", "max_tokens": 100, "n": 2}
+    reserved = limiter.reserve_chat(messages, body)
+    limiter.settle_chat(body, reserved, {"input_tokens": 3, "output_tokens": 60})
+    assert limiter.learned_output_tokens("m") == 30
+    assert limiter.chat_tokens(messages, body) == _prompt(messages, body) + 60
+    assert limiter.chat_tokens(messages, {"model": "m", "max_tokens": 10}) == (
+        _prompt(messages, body) + 10
+    )
+
+
+def test_max_tokens_mode_learns_nothing_and_owes_nothing():
+    limiter = HolySheepRateLimiter(tokens_per_minute=60_000, redis_url=None)
+    body = {"model": "m", "max_tokens": 100}
+    reserved = limiter.reserve_chat([HumanMessage("hi")], body)
+    limiter.settle_chat(body, reserved, {"input_tokens": 3, "output_tokens": 1})
+    assert limiter.learned_output_tokens("m") is None
+    assert limiter._owed == {}
+
+
+@pytest.mark.parametrize("usage", [None, {}, {"input_tokens": 3}])
+def test_an_answer_without_usage_leaves_the_reservation_as_counted(usage):
+    limiter = HolySheepRateLimiter(
+        tokens_per_minute=60_000, reserve_output="learned", redis_url=None
+    )
+    body = {"model": "m", "max_tokens": 100}
+    limiter.settle_chat(body, limiter.reserve_chat([HumanMessage("hi")], body), usage)
+    assert limiter.learned_output_tokens("m") is None
+    assert limiter._owed == {}
+
+
+def test_reserve_output_must_be_one_of_the_two_modes():
+    with pytest.raises(HolySheepInputError, match="reserve_output"):
+        HolySheepRateLimiter(reserve_output="actual")  # type: ignore[arg-type]
