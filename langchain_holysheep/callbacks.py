@@ -77,6 +77,7 @@ __all__ = [
     "Tally",
     "UsageSummary",
     "holysheep_usage",
+    "summarize",
 ]
 
 UNKNOWN_MODEL = "unknown"
@@ -307,6 +308,49 @@ def _row(name: str, u: ModelUsage | UsageSummary) -> tuple[str, ...]:
     )
 
 
+def summarize(
+    tallies: Mapping[str, Tally],
+    total_ms: Mapping[str, Sequence[float]],
+    ttft_ms: Mapping[str, Sequence[float]] | None = None,
+) -> UsageSummary:
+    """A :class:`UsageSummary` of per-model tallies and latency samples.
+
+    Args:
+        tallies: The counts of each served model.
+        total_ms: Each model's total latency samples, in milliseconds.
+        ttft_ms: Each model's time-to-first-token samples, if any.
+
+    Returns:
+        The summary: one :class:`ModelUsage` per model (sorted by name), the
+        total, and percentiles per model and overall.
+    """
+    by_model: dict[str, ModelUsage] = {}
+    all_total: list[float] = []
+    all_ttft: list[float] = []
+    total = _NO_CALLS
+    for name in sorted(tallies):
+        model_total = total_ms.get(name, ())
+        model_ttft = () if ttft_ms is None else ttft_ms.get(name, ())
+        all_total.extend(model_total)
+        all_ttft.extend(model_ttft)
+        usage = by_model[name] = ModelUsage(
+            *_counts(tallies[name]),
+            model=name,
+            ttft_ms=Percentiles.from_samples(model_ttft),
+            total_ms=Percentiles.from_samples(model_total),
+        )
+        total += usage
+    return UsageSummary(
+        *_counts(total),
+        cost_by_model={
+            u.model: u.cost_usd for u in by_model.values() if u.cost_usd is not None
+        },
+        by_model=by_model,
+        ttft_ms=Percentiles.from_samples(all_ttft),
+        total_ms=Percentiles.from_samples(all_total),
+    )
+
+
 # ------------------------------------------------------------------ internals
 
 
@@ -340,7 +384,6 @@ class _Latencies:
 _NO_CALLS = Tally()
 _FAILED_CALL = Tally(requests=1, errors=1)
 _CACHE_HIT = Tally(cache_hits=1)
-_NO_LATENCIES = _Latencies()
 
 
 def _call_tally(usage: Mapping[str, Any] | None, cost: Cost | None) -> Tally:
@@ -554,29 +597,10 @@ class HolySheepUsageTracker(BaseCallbackHandler):
         with self._lock:
             tallies = dict(self._tallies)
             latencies = {name: lat.copy() for name, lat in self._latencies.items()}
-        by_model: dict[str, ModelUsage] = {}
-        all_total: list[float] = []
-        all_ttft: list[float] = []
-        total = _NO_CALLS
-        for name in sorted(tallies):
-            samples = latencies.get(name, _NO_LATENCIES)
-            all_total.extend(samples.total_ms)
-            all_ttft.extend(samples.ttft_ms)
-            usage = by_model[name] = ModelUsage(
-                *_counts(tallies[name]),
-                model=name,
-                ttft_ms=Percentiles.from_samples(samples.ttft_ms),
-                total_ms=Percentiles.from_samples(samples.total_ms),
-            )
-            total += usage
-        return UsageSummary(
-            *_counts(total),
-            cost_by_model={
-                u.model: u.cost_usd for u in by_model.values() if u.cost_usd is not None
-            },
-            by_model=by_model,
-            ttft_ms=Percentiles.from_samples(all_ttft),
-            total_ms=Percentiles.from_samples(all_total),
+        return summarize(
+            tallies,
+            {name: lat.total_ms for name, lat in latencies.items()},
+            {name: lat.ttft_ms for name, lat in latencies.items()},
         )
 
     def reset(self) -> None:

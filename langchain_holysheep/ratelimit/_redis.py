@@ -14,6 +14,7 @@ loop shuts down (the same hook ``_client`` uses), so no socket outlives its loop
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,7 +22,6 @@ from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.ratelimit._gcra import (
     BLOCK_SCRIPT,
     GCRA_SCRIPT,
-    GCRA_SHA1,
     MICROS,
     Booking,
     Charge,
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = [
+    "AsyncClients",
     "RedisGCRA",
+    "Script",
     "check_url",
     "client_options",
     "describe_error",
@@ -167,6 +169,117 @@ def sync_client(url: str, timeout: float) -> redis.Redis:
     return client
 
 
+class Script:
+    """A Lua script run in one call each time, on a fresh server too.
+
+    The first call is an ``EVAL`` (which also caches the script on the
+    server), the next ones ``EVALSHA``, and ``EVAL`` again on ``NOSCRIPT``
+    (Redis restarted or flushed its script cache).
+    """
+
+    def __init__(self, source: str) -> None:
+        """Prepare the script (nothing is sent yet).
+
+        Args:
+            source: The Lua source.
+
+        Raises:
+            ImportError: If redis-py is not installed.
+        """
+        self.source = source
+        self.sha1 = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._no_script = import_redis().exceptions.NoScriptError
+        self._sent = False
+
+    def run(self, client: redis.Redis, *args: Any) -> Any:
+        """Run the script: ``numkeys, *keys, *argv`` as ``EVAL`` takes them.
+
+        Args:
+            client: A sync client.
+            *args: The number of keys, the keys, then the arguments.
+
+        Returns:
+            The script's reply.
+        """
+        if not self._sent:
+            reply = client.eval(self.source, *args)
+            self._sent = True
+            return reply
+        try:
+            return client.evalsha(self.sha1, *args)
+        except self._no_script:
+            return client.eval(self.source, *args)
+
+    async def arun(self, client: redis.asyncio.Redis, *args: Any) -> Any:
+        """Async :meth:`run`.
+
+        Args:
+            client: An async client (of the running loop).
+            *args: The number of keys, the keys, then the arguments.
+
+        Returns:
+            The script's reply.
+        """
+        if not self._sent:
+            reply = await client.eval(self.source, *args)
+            self._sent = True
+            return reply
+        try:
+            return await client.evalsha(self.sha1, *args)
+        except self._no_script:
+            return await client.eval(self.source, *args)
+
+
+class AsyncClients:
+    """One async redis-py client per event loop, closed when its loop shuts down.
+
+    Async clients are bound to the loop they were made on; this keeps one per
+    loop (weakly, so a finished loop is not kept alive) with the same fail-fast
+    options as :func:`sync_client`.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        """Prepare (nothing connects yet).
+
+        Args:
+            url: A Redis URL (see :func:`check_url`).
+            timeout: Connect and read timeout in seconds.
+
+        Raises:
+            HolySheepInputError: If the URL is not a Redis URL.
+            ImportError: If redis-py is not installed.
+        """
+        check_url(url)
+        self._redis = import_redis()
+        self._url = url
+        self._kwargs = client_options(timeout)
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop,
+            tuple[redis.asyncio.Redis, AsyncGenerator[None, None]],
+        ] = weakref.WeakKeyDictionary()
+
+    async def get(self) -> redis.asyncio.Redis:
+        """The running loop's client, made on first use.
+
+        Returns:
+            The client.
+        """
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        module = self._redis
+        client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
+            self._url,
+            retry=module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0),
+            **self._kwargs,
+        )
+        closer = _close_on_loop_shutdown(client)
+        await closer.__anext__()  # registers with the loop's shutdown hook
+        self._clients[loop] = (client, closer)
+        return client
+
+
 def _script_args(
     blocks: tuple[str, ...], charges: tuple[Charge, ...], max_wait: float | None
 ) -> list[Any]:
@@ -196,18 +309,10 @@ class RedisGCRA:
             HolySheepInputError: If the URL is malformed.
             ImportError: If redis-py is not installed.
         """
-        check_url(url)
-        self._redis = import_redis()
-        self._url = url
-        self._kwargs = client_options(timeout)
         self._client: redis.Redis = sync_client(url, timeout)
-        # The first call sends the script itself (EVAL, which also caches it),
-        # so every call is one script call, even on a fresh server.
-        self._sent_script = False
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop,
-            tuple[redis.asyncio.Redis, AsyncGenerator[None, None]],
-        ] = weakref.WeakKeyDictionary()
+        self._async_clients = AsyncClients(url, timeout)
+        # Every call is one script call, even on a fresh server.
+        self._gcra = Script(GCRA_SCRIPT)
 
     @property
     def client(self) -> redis.Redis:
@@ -231,15 +336,7 @@ class RedisGCRA:
             The booking, on Redis's clock.
         """
         args = _script_args(blocks, charges, max_wait)
-        if not self._sent_script:
-            reply = self._client.eval(GCRA_SCRIPT, *args)
-            self._sent_script = True
-            return _booking(reply)
-        try:
-            reply = self._client.evalsha(GCRA_SHA1, *args)
-        except self._redis.exceptions.NoScriptError:  # Redis restarted or flushed
-            reply = self._client.eval(GCRA_SCRIPT, *args)
-        return _booking(reply)
+        return _booking(self._gcra.run(self._client, *args))
 
     async def abook(
         self,
@@ -257,17 +354,9 @@ class RedisGCRA:
         Returns:
             The booking, on Redis's clock.
         """
-        client = await self._async_client()
+        client = await self._async_clients.get()
         args = _script_args(blocks, charges, max_wait)
-        if not self._sent_script:
-            reply = await client.eval(GCRA_SCRIPT, *args)
-            self._sent_script = True
-            return _booking(reply)
-        try:
-            reply = await client.evalsha(GCRA_SHA1, *args)
-        except self._redis.exceptions.NoScriptError:  # Redis restarted or flushed
-            reply = await client.eval(GCRA_SCRIPT, *args)
-        return _booking(reply)
+        return _booking(await self._gcra.arun(client, *args))
 
     def block(self, key: str, seconds: float) -> None:
         """Lengthen ``key``'s block to ``seconds`` from now (one ``EVAL``).
@@ -285,24 +374,8 @@ class RedisGCRA:
             key: The block key.
             seconds: The block's length.
         """
-        client = await self._async_client()
+        client = await self._async_clients.get()
         await client.eval(BLOCK_SCRIPT, 1, key, round(seconds * MICROS))
-
-    async def _async_client(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        entry = self._async_clients.get(loop)
-        if entry is not None:
-            return entry[0]
-        module = self._redis
-        client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
-            self._url,
-            retry=module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0),
-            **self._kwargs,
-        )
-        closer = _close_on_loop_shutdown(client)
-        await closer.__anext__()  # registers with the loop's shutdown hook
-        self._async_clients[loop] = (client, closer)
-        return client
 
     def close(self) -> None:
         """Close the sync client's connections (they reopen on next use)."""

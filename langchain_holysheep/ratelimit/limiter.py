@@ -55,6 +55,7 @@ __all__ = [
     "afirst_step_reserved",
     "aon_response",
     "first_step_reserved",
+    "key_prefix",
     "on_response",
     "reserved_by_model",
     "watching",
@@ -171,6 +172,22 @@ def _key_secret(api_key: str | SecretStr | None) -> str:
     if api_key is None:
         return os.environ.get("HOLYSHEEP_API_KEY", "")
     return api_key
+
+
+def key_prefix(api_key: str | SecretStr | None, namespace: str) -> str:
+    """The Redis key prefix of an API key and a namespace (no secret in it).
+
+    Args:
+        api_key: The key (only its hash is used); ``None`` reads
+            ``HOLYSHEEP_API_KEY``.
+        namespace: Separates users of one Redis and one key.
+
+    Returns:
+        ``hs:{<sha256(key)[:16]>}:<namespace>:`` (the braces keep every key of
+        one API key in one Redis Cluster slot).
+    """
+    digest = hashlib.sha256(_key_secret(api_key).encode()).hexdigest()[:16]
+    return f"hs:{{{digest}}}:{namespace}:"
 
 
 def _max_wait(*, blocking: bool) -> float | None:
@@ -326,8 +343,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         self.fleet_size = fleet_size
         self.redis_timeout = float(redis_timeout)
         self.default_max_tokens = default_max_tokens
-        digest = hashlib.sha256(_key_secret(api_key).encode()).hexdigest()[:16]
-        self._prefix = f"hs:{{{digest}}}:{namespace}:"
+        self._prefix = key_prefix(api_key, namespace)
         url = (
             (os.environ.get(REDIS_URL_ENV) or None)
             if redis_url is _FROM_ENV
