@@ -30,6 +30,8 @@ from langchain_holysheep.batch._types import NANO_USD, nano_to_usd
 from langchain_holysheep.errors import HolySheepError, HolySheepInputError
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from langchain_holysheep.batch._types import Budget
 
 __all__ = [
@@ -144,9 +146,12 @@ class LocalBudget:
         """The budget, in nano-dollars."""
         return self._limit
 
-    @property
-    def reserved_nano(self) -> int:
-        """What requests in flight have reserved, in nano-dollars."""
+    async def reserved_nano(self) -> int:
+        """What requests in flight have reserved, in nano-dollars.
+
+        Returns:
+            The open reservations.
+        """
         return self._reserved
 
     async def reserve(self, nano: int) -> bool:
@@ -362,7 +367,7 @@ class RedisBudget:
         )
 
 
-def budget_key(namespace: str, api_key: str | None) -> str:
+def budget_key(namespace: str, api_key: str | SecretStr | None) -> str:
     """The Redis key of a shared budget (the API key only as a hash).
 
     Args:
@@ -406,7 +411,7 @@ def make_budget(
     *,
     redis_url: str | None,
     namespace: str,
-    api_key: str | None,
+    api_key: str | SecretStr | None,
 ) -> Budget | None:
     """The budget of a run: none, this process's, or shared through Redis.
 
