@@ -446,6 +446,7 @@ def make_budget(
         budget = RedisBudget(
             redis_url, key=budget_key(namespace, api_key), limit_nano=limit
         )
+        budget.check()
     except HolySheepInputError as error:
         if isinstance(error, BatchInputError):
             raise
@@ -457,5 +458,4 @@ def make_budget(
             "for a budget counted in this process only"
         )
         raise BatchInputError(msg) from None
-    budget.check()
     return budget

@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import sys
 import threading
 from decimal import Decimal
 
@@ -160,6 +161,16 @@ def test_make_budget_refuses_a_url_that_is_not_redis_masking_its_password():
     assert "hunter2secret" not in str(caught.value)
 
 
+def test_make_budget_refuses_a_malformed_redis_url_before_connecting():
+    with pytest.raises(BatchInputError, match="malformed"):
+        make_budget(
+            Decimal(1),
+            redis_url="redis://127.0.0.1:notaport/0",
+            namespace="batch",
+            api_key="k",
+        )
+
+
 def test_make_budget_refuses_an_empty_namespace():
     with pytest.raises(BatchInputError, match="namespace"):
         make_budget(
@@ -177,3 +188,12 @@ def test_the_budget_key_holds_a_hash_of_the_api_key_never_the_key(monkeypatch):
     assert budget_key("shard-run", SecretStr("cr_budget_secret_key_0042")) == key
     monkeypatch.setenv("HOLYSHEEP_API_KEY", "cr_budget_secret_key_0042")
     assert budget_key("shard-run", None) == key
+
+
+def test_make_budget_without_redis_py_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(BatchInputError, match=r"langchain-holysheep\[redis\]"):
+        make_budget(
+            Decimal(1), redis_url="redis://127.0.0.1:1/0", namespace="b", api_key="k"
+        )
