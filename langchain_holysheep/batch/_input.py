@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from langchain_holysheep.batch._format import BatchInputError, parse_line
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Generator, Iterator
+    from collections.abc import Callable, Container, Generator, Iterator
 
     from langchain_holysheep.batch._types import BatchRequest
 
@@ -151,11 +151,17 @@ def _earlier_ids(
     return found
 
 
-def validate_input(path: str | os.PathLike[str]) -> int:
+def validate_input(
+    path: str | os.PathLike[str],
+    check: Callable[[BatchRequest], None] | None = None,
+) -> int:
     """Check every line of the input in one streaming pass.
 
     Args:
         path: The input JSONL file.
+        check: Called with each well-formed request, for the run's own rules
+            (a model for every line, a price for every model under a budget);
+            it raises ``BatchInputError`` for a line it refuses.
 
     Returns:
         The number of requests (non-blank lines).
@@ -170,6 +176,8 @@ def validate_input(path: str | os.PathLike[str]) -> int:
     count = 0
     for request in _requests(path):
         count += 1
+        if check is not None:
+            check(request)
         digest = _digest(request.custom_id)
         if digest not in seen:
             seen.add(digest)

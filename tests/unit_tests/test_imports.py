@@ -67,3 +67,27 @@ def test_bare_import_is_cheap():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no_such_thing"):
         _ = langchain_holysheep.no_such_thing
+
+
+def test_batch_loads_neither_openai_nor_ray_nor_rich_until_used():
+    """`langchain_holysheep.batch` is cheap to import; its extras load on use only."""
+    code = (
+        "import sys; import langchain_holysheep.batch; "
+        "loaded = lambda: [m for m in ('openai', 'ray', 'rich', 'redis') "
+        "if m in sys.modules]; "
+        "print(loaded()); "
+        "from langchain_holysheep.batch import run_batch, BatchSettings; "
+        "print(loaded())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines() == ["[]", "['openai']"]
+
+
+def test_batch_all_is_pinned():
+    from langchain_holysheep import batch
+
+    assert set(batch.__all__) == set(batch._EXPORTS)
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = batch.no_such_thing
