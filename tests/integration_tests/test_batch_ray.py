@@ -1,0 +1,305 @@
+"""Bulk runs on Ray: a real local Ray (two CPUs), real HTTP to the offline gateway.
+
+The shards are Ray actors in their own processes; the gateway (the session
+fixture, on 127.0.0.1 in this process) is reachable from them. One local Ray is
+started for the module and shut down at its end.
+"""
+
+import json
+import logging
+import os
+import sys
+from decimal import Decimal
+
+# Ray's `uv run` hook (on by default when an ancestor process is `uv run`) would
+# build a fresh virtualenv for the workers and upload the working directory;
+# a local Ray can use this interpreter as it is. Ray reads it when imported.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+import pytest
+import ray
+
+from langchain_holysheep.batch._engine import BatchSettings
+from langchain_holysheep.batch._ray import (
+    RAY_EXTRA_HINT,
+    import_ray,
+    run_on_ray,
+    shard_settings,
+)
+from langchain_holysheep.batch._types import BatchRequest
+from langchain_holysheep.errors import HolySheepInputError
+from langchain_holysheep.testing.pytest_plugin import OFFLINE_API_KEY
+
+MODEL = "mistral-small-2603"
+
+# Ray Data's DataContext() sets three deprecated fields to their defaults when it
+# is created (ray/data/context.py: `use_push_based_shuffle`, `use_polars`,
+# `use_arrow_tensor_v2`), each a DeprecationWarning attributed to that module.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # The workers inherit this process's environment when Ray starts: the key.
+    saved = os.environ.get("HOLYSHEEP_API_KEY")
+    os.environ["HOLYSHEEP_API_KEY"] = OFFLINE_API_KEY
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if saved is None:
+            os.environ.pop("HOLYSHEEP_API_KEY", None)
+        else:
+            os.environ["HOLYSHEEP_API_KEY"] = saved
+
+
+def requests(count, start=0):
+    for index in range(start, start + count):
+        yield BatchRequest(
+            custom_id=f"req-{index}",
+            body={
+                "model": MODEL,
+                "messages": [{"role": "user", "content": f"question {index}"}],
+            },
+            line_no=index + 1,
+        )
+
+
+def settings(gw, **changes):
+    return BatchSettings(
+        **{
+            "model": None,
+            "base_url": gw.base_url,
+            "concurrency": 4,
+            "retries": 0,
+            **changes,
+        }
+    )
+
+
+def answer_text(line):
+    data = json.loads(line)
+    return data["response"]["body"]["choices"][0]["message"]["content"]
+
+
+# ------------------------------------------------------------- without Ray
+
+
+def test_shard_settings_split_the_runs_concurrency_and_unshared_rates():
+    base = BatchSettings(
+        model=MODEL, concurrency=7, requests_per_minute=10, tokens_per_minute=None
+    )
+    shards = shard_settings(base, 3)
+    assert [s.concurrency for s in shards] == [3, 2, 2]
+    assert [s.requests_per_minute for s in shards] == [4, 3, 3]
+    assert all(s.tokens_per_minute is None for s in shards)
+    assert all(s.model == MODEL for s in shards)
+
+
+def test_shard_settings_keep_the_whole_rate_when_redis_shares_it():
+    base = BatchSettings(
+        model=MODEL,
+        concurrency=8,
+        requests_per_minute=10,
+        redis_url="redis://127.0.0.1:6379/0",
+    )
+    shards = shard_settings(base, 2)
+    assert [s.concurrency for s in shards] == [4, 4]
+    assert [s.requests_per_minute for s in shards] == [10, 10]
+
+
+def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(HolySheepInputError) as caught:
+        import_ray()
+    assert "langchain-holysheep[ray]" in str(caught.value)
+    assert str(caught.value) == RAY_EXTRA_HINT
+
+
+@pytest.mark.parametrize(
+    ("workers", "chunk_size", "address", "match"),
+    [
+        (0, None, None, "workers"),
+        (True, None, None, "workers"),
+        (2, 0, None, "chunk_size"),
+        (2, None, "  ", "address"),
+    ],
+)
+def test_bad_arguments_are_refused_before_ray_starts(
+    gw, workers, chunk_size, address, match
+):
+    with pytest.raises(HolySheepInputError, match=match):
+        run_on_ray(
+            requests(1),
+            settings(gw),
+            on_result=print,
+            budget_usd=None,
+            address=address,
+            workers=workers,
+            chunk_size=chunk_size,
+        )
+    assert gw.requests == []
+
+
+# ---------------------------------------------------------------- on Ray
+
+
+def test_two_shards_answer_every_request_once(local_ray, gw, caplog):
+    results = []
+    caplog.set_level(logging.INFO, logger="langchain_holysheep.batch._ray")
+    stats = run_on_ray(
+        requests(120),
+        settings(gw),
+        on_result=results.append,
+        budget_usd=None,
+        address=None,
+        workers=2,
+        chunk_size=10,
+    )
+    assert stats.sent == 120
+    assert not stats.budget_stopped
+    ids = [result.custom_id for result in results]
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(120))
+    assert all(result.ok for result in results)
+    for result in results:
+        index = result.custom_id.removeprefix("req-")
+        assert answer_text(result.line).endswith(f"question {index}")
+    sent = [r.body["messages"][0]["content"] for r in gw.requests]
+    assert sorted(sent) == sorted(f"question {i}" for i in range(120))
+    # Two shards, each in a process of its own, neither of them this one.
+    started = [r.getMessage() for r in caplog.records if "shard" in r.getMessage()]
+    assert len(started) == 2
+    pids = {message.split("process ")[1].split()[0] for message in started}
+    assert len(pids) == 2
+    assert str(os.getpid()) not in pids
+
+
+def test_the_driver_reads_the_input_a_chunk_at_a_time(local_ray, gw):
+    taken = 0
+
+    def counted():
+        nonlocal taken
+        for request in requests(200):
+            taken += 1
+            yield request
+
+    in_driver_at_first_answer = []
+
+    def on_result(result):
+        if not in_driver_at_first_answer:
+            in_driver_at_first_answer.append(taken)
+
+    run_on_ray(
+        counted(),
+        settings(gw),
+        on_result=on_result,
+        budget_usd=None,
+        address=None,
+        workers=2,
+        chunk_size=10,
+    )
+    assert taken == 200
+    # Two shards hold one chunk each: the rest of the input was not read yet.
+    assert in_driver_at_first_answer[0] <= 2 * 10 + 10
+
+
+def test_a_budget_without_redis_is_one_budget_for_every_shard(local_ray, gw):
+    results = []
+    budget = Decimal("0.0005")
+    stats = run_on_ray(
+        requests(400),
+        settings(gw, budget_usd=budget),
+        on_result=results.append,
+        budget_usd=budget,
+        address=None,
+        workers=2,
+        chunk_size=20,
+    )
+    assert stats.budget_stopped
+    assert 0 < len(results) < 400
+    assert stats.sent == len(results)
+    spent = sum(result.cost_nano for result in results)
+    assert spent <= 500_000  # 0.0005 USD in nano-dollars
+
+
+def test_a_ray_data_pipeline_answers_each_row(local_ray, gw):
+    from langchain_holysheep.batch._ray_data import HolySheepChatCompletions
+
+    rows = [
+        {
+            "custom_id": f"row-{i}",
+            "body": json.dumps(
+                {"model": MODEL, "messages": [{"role": "user", "content": f"q{i}"}]}
+            ),
+        }
+        for i in range(20)
+    ]
+    rows.append({"custom_id": "bad", "body": json.dumps({"model": MODEL})})
+    dataset = ray.data.from_items(rows)
+    answered = dataset.map_batches(
+        HolySheepChatCompletions,
+        fn_constructor_kwargs={"base_url": gw.base_url, "concurrency": 4},
+        compute=ray.data.ActorPoolStrategy(size=2),
+        batch_size=5,
+    ).take_all()
+    by_id = {row["custom_id"]: row for row in answered}
+    assert sorted(by_id) == sorted(row["custom_id"] for row in rows)
+    for i in range(20):
+        row = by_id[f"row-{i}"]
+        assert row["error"] is None
+        completion = json.loads(row["response"])
+        assert completion["choices"][0]["message"]["content"].endswith(f"q{i}")
+        assert row["model"]
+        assert row["latency_ms"] > 0
+    bad = by_id["bad"]
+    assert bad["response"] is None
+    assert json.loads(bad["error"])["code"] == "invalid_request"
+    assert "messages" in json.loads(bad["error"])["message"]
+    assert len(gw.requests) == 20
+
+
+def test_dict_bodies_come_back_from_arrow_as_they_were_sent(local_ray, gw):
+    from langchain_holysheep.batch._ray_data import HolySheepChatCompletions
+
+    rows = [
+        {
+            "custom_id": "with-max",
+            "body": {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "a"}],
+                "max_tokens": 5,
+            },
+        },
+        {
+            "custom_id": "without",
+            "body": {
+                "model": MODEL,
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "b"},
+                ],
+            },
+        },
+    ]
+    answered = (
+        ray.data.from_items(rows)
+        .map_batches(
+            HolySheepChatCompletions,
+            fn_constructor_kwargs={"base_url": gw.base_url},
+            compute=ray.data.ActorPoolStrategy(size=1),
+            batch_size=10,
+        )
+        .take_all()
+    )
+    assert all(row["error"] is None for row in answered)
+    sent = {r.body["messages"][-1]["content"]: r.body for r in gw.requests}
+    assert sent["a"]["max_tokens"] == 5
+    assert isinstance(sent["a"]["max_tokens"], int)
+    assert "max_tokens" not in sent["b"]
+    assert sent["b"]["messages"][0] == {"role": "system", "content": "be brief"}
