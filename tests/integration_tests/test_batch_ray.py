@@ -182,6 +182,8 @@ def test_two_shards_answer_every_request_once(local_ray, gw, caplog):
 
 def test_the_driver_reads_the_input_a_chunk_at_a_time(local_ray, gw):
     taken = 0
+    answered = 0
+    unanswered = []
 
     def counted():
         nonlocal taken
@@ -189,11 +191,10 @@ def test_the_driver_reads_the_input_a_chunk_at_a_time(local_ray, gw):
             taken += 1
             yield request
 
-    in_driver_at_first_answer = []
-
     def on_result(result):
-        if not in_driver_at_first_answer:
-            in_driver_at_first_answer.append(taken)
+        nonlocal answered
+        answered += 1
+        unanswered.append(taken - answered)
 
     run_on_ray(
         counted(),
@@ -204,9 +205,10 @@ def test_the_driver_reads_the_input_a_chunk_at_a_time(local_ray, gw):
         workers=2,
         chunk_size=10,
     )
-    assert taken == 200
-    # Two shards hold one chunk each: the rest of the input was not read yet.
-    assert in_driver_at_first_answer[0] <= 2 * 10 + 10
+    assert taken == answered == 200
+    # Read but not answered yet: never more than one chunk per shard.
+    assert max(unanswered) <= 2 * 10
+    assert len(gw.requests) == 200
 
 
 def test_a_budget_without_redis_is_one_budget_for_every_shard(local_ray, gw):
