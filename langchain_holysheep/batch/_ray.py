@@ -18,12 +18,12 @@ What the actors share:
   ``settings.redis_url`` is set (each actor builds its own limiter and
   :class:`~langchain_holysheep.batch._budget.RedisBudget` on the same keys);
 * without Redis, the budget lives in one budget actor all shards reserve from
-  (:class:`_BudgetKeeper`), and ``concurrency``, ``requests_per_minute`` and
+  (:class:`_BudgetKeeper`), and the key's ``requests_per_minute`` and
   ``tokens_per_minute`` are split between the shards, so the run as a whole
   keeps to them (breakers and 429 blocks are then per shard).
 
-``settings.concurrency`` is the whole run's: it is split between the shards,
-whatever their number.
+``settings.concurrency`` is per shard, as it is per process when several
+processes share a run.
 
 The API key: each actor reads ``HOLYSHEEP_API_KEY`` from its own environment
 (a local Ray inherits the driver's; on a cluster, set it where the workers
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE: Final = 32
-"""Requests per chunk, per request a shard may have in flight (times its share).
+"""Requests per chunk, per request a shard may have in flight.
 
 A shard's concurrency falls while the tail of a chunk is answered; 32 in-flight
 slots' worth per chunk keeps that dip to a few percent of the run.
@@ -71,6 +71,9 @@ RAY_EXTRA_HINT: Final = (
     "extra with `pip install 'langchain-holysheep[ray]'` (or `pip install "
     "'ray[data]'`), or run without --ray."
 )
+
+DEFAULT_MAX_WORKERS: Final = 8
+"""The most shards started when ``workers`` is not given (one per CPU up to it)."""
 
 _MAX_RESULTS_PER_YIELD: Final = 256
 _API_KEY_ENV: Final = "HOLYSHEEP_API_KEY"
@@ -99,62 +102,55 @@ def import_ray() -> Any:
 # ------------------------------------------------------------------ splitting
 
 
-def _split(total: int, parts: int) -> list[int]:
-    """``total`` in ``parts`` whole shares that add up to it (first ones larger)."""
-    share, extra = divmod(total, parts)
-    return [share + (1 if index < extra else 0) for index in range(parts)]
-
-
-def _split_rate(value: float | None, parts: int) -> list[Any]:
-    if value is None:
-        return [None] * parts
-    if isinstance(value, int):
-        return _split(value, parts)
-    return [value / parts] * parts
+def _split_rate(value: float | None, parts: int) -> list[float | None]:
+    """A per-minute limit in ``parts`` equal shares that add up to it."""
+    return [None if value is None else value / parts] * parts
 
 
 def shard_settings(settings: BatchSettings, workers: int) -> list[BatchSettings]:
     """The settings each of ``workers`` shards runs with.
 
-    ``concurrency`` is split between the shards (it is the whole run's). So are
-    ``requests_per_minute`` and ``tokens_per_minute`` when there is no
-    ``redis_url`` to share one limit through; with Redis every shard books
-    against the same fleet-wide limit, so each keeps the whole value.
+    The key's ``requests_per_minute`` and ``tokens_per_minute`` are split
+    between the shards when there is no ``redis_url`` to share one limit
+    through; with Redis every shard books against the same fleet-wide limit,
+    so each keeps the whole value. ``concurrency`` is per shard.
 
     Args:
         settings: The run's settings.
-        workers: The number of shards, at least 1 and at most the concurrency
-            (see :func:`_worker_count`).
+        workers: The number of shards (at least 1).
 
     Returns:
         One settings object per shard.
     """
-    concurrency = _split(settings.concurrency, workers)
-    shared = settings.redis_url is not None
-    rpm = _split_rate(None if shared else settings.requests_per_minute, workers)
-    tpm = _split_rate(None if shared else settings.tokens_per_minute, workers)
-    shards = []
-    for index in range(workers):
-        changes: dict[str, Any] = {"concurrency": concurrency[index]}
-        if not shared:
-            changes["requests_per_minute"] = rpm[index]
-            changes["tokens_per_minute"] = tpm[index]
-        shards.append(dataclasses.replace(settings, **changes))
-    return shards
+    if settings.redis_url is not None:
+        return [settings] * workers
+    rpm = _split_rate(settings.requests_per_minute, workers)
+    tpm = _split_rate(settings.tokens_per_minute, workers)
+    return [
+        dataclasses.replace(
+            settings, requests_per_minute=rpm[index], tokens_per_minute=tpm[index]
+        )
+        for index in range(workers)
+    ]
 
 
-def _worker_count(settings: BatchSettings, workers: int | None, cpus: int) -> int:
-    """How many shards: ``workers`` (default: the cluster's CPUs), capped.
+def _worker_count(workers: int | None, cpus: int) -> int:
+    """``workers``, else one shard per CPU of the cluster, up to 8."""
+    if workers is not None:
+        return workers
+    return max(1, min(cpus, DEFAULT_MAX_WORKERS))
 
-    Every shard gets at least one concurrency slot, and one request (token) per
-    minute when the rates are split (no Redis).
+
+def _init_address(address: str | None) -> str | None:
+    """What ``ray.init`` is given: ``address``; without one, a local Ray.
+
+    ``RAY_ADDRESS`` still wins when set (a driver started by ``ray job submit``
+    runs on its cluster), but an address is never guessed from a cluster some
+    other program started on this machine.
     """
-    count = workers if workers is not None else max(1, cpus)
-    caps = [count, settings.concurrency]
-    if settings.redis_url is None:
-        rates = (settings.requests_per_minute, settings.tokens_per_minute)
-        caps.extend(rate for rate in rates if isinstance(rate, int) and rate > 0)
-    return max(1, min(caps))
+    if address is not None:
+        return address
+    return None if os.environ.get("RAY_ADDRESS") else "local"
 
 
 def _is_count(value: object) -> bool:
@@ -353,6 +349,7 @@ class _Driver:
         self.running: dict[Any, Any] = {}  # streaming generator -> actor
         self.exhausted = False
         self.stopped = False
+        self.written = 0
         self.sent = 0
         self.shards = 0
         self.shards_started = 0
@@ -407,6 +404,7 @@ class _Driver:
             return
         item = _get(self.ray, ref)
         if isinstance(item, run_stats):
+            self.written += item.written
             self.sent += item.sent
             self.stopped = self.stopped or item.budget_stopped
             return
@@ -441,24 +439,26 @@ def run_on_ray(
 
     Ray is started with ``ray.init(address=address)`` unless this process is
     already connected (then that cluster is used and left running). Without an
-    address, Ray's own rule applies: ``RAY_ADDRESS``, else a cluster started on
-    this machine with ``ray start``, else a new local Ray, shut down at the end.
+    address: the cluster ``RAY_ADDRESS`` names if set, else a new local Ray,
+    shut down at the end.
 
     Args:
         requests: The requests to send, streamed (read a chunk at a time).
-        settings: The run's settings (``concurrency`` is the whole run's).
+        settings: The run's settings (``concurrency`` is per shard; the rates
+            are the key's, split between the shards without ``redis_url``).
         on_result: Called in this thread once per finished request.
         budget_usd: The run's budget, shared by every shard (Redis with
             ``settings.redis_url``, else one budget actor), or ``None``.
         address: The Ray cluster (``ray://host:10001``, ``auto``, ``local``) or
             ``None``.
-        workers: The number of shards (Ray actors); default: the cluster's CPUs.
-            Capped at ``settings.concurrency``.
+        workers: The number of shards (Ray actors); default: one per CPU of the
+            cluster, up to :data:`DEFAULT_MAX_WORKERS`.
         chunk_size: Requests per chunk (default: :data:`DEFAULT_CHUNK_SIZE` times
-            a shard's concurrency).
+            the concurrency).
 
     Returns:
-        The requests sent and whether the budget stopped the run.
+        The lines written and requests sent by all shards, and whether the
+        budget stopped the run.
 
     Raises:
         HolySheepInputError: Ray is not installed, or a bad ``workers`` or
@@ -472,12 +472,14 @@ def run_on_ray(
     started = not ray.is_initialized()
     if started:
         ray.init(
-            address=address, include_dashboard=False, logging_level=logging.WARNING
+            address=_init_address(address),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
         )
     actors: list[Any] = []
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        count = _worker_count(settings, workers, cpus)
+        count = _worker_count(workers, cpus)
         shards = shard_settings(settings, count)
         keeper = None
         if budget_usd is not None and settings.redis_url is None:
@@ -490,7 +492,7 @@ def run_on_ray(
         shard_class = ray.remote(_Shard).options(
             num_cpus=min(1.0, max(cpus, 1) / count), scheduling_strategy="SPREAD"
         )
-        size = chunk_size or DEFAULT_CHUNK_SIZE * max(1, settings.concurrency // count)
+        size = chunk_size or DEFAULT_CHUNK_SIZE * settings.concurrency
         driver = _Driver(ray, requests, size, on_result)
         driver.shards = len(shards)
         for shard in shards:
@@ -499,7 +501,9 @@ def run_on_ray(
             driver.starting[actor.ready.remote()] = actor
         while driver.step(RunStats):
             pass
-        return RunStats(sent=driver.sent, budget_stopped=driver.stopped)
+        return RunStats(
+            written=driver.written, sent=driver.sent, budget_stopped=driver.stopped
+        )
     finally:
         for actor in actors:
             ray.kill(actor)

@@ -91,27 +91,28 @@ def answer_text(line):
 # ------------------------------------------------------------- without Ray
 
 
-def test_shard_settings_split_the_runs_concurrency_and_unshared_rates():
+def test_without_redis_the_keys_rates_are_split_between_the_shards():
     base = BatchSettings(
-        model=MODEL, concurrency=7, requests_per_minute=10, tokens_per_minute=None
+        model=MODEL, concurrency=7, requests_per_minute=90, tokens_per_minute=None
     )
     shards = shard_settings(base, 3)
-    assert [s.concurrency for s in shards] == [3, 2, 2]
-    assert [s.requests_per_minute for s in shards] == [4, 3, 3]
+    assert [s.requests_per_minute for s in shards] == [30, 30, 30]
     assert all(s.tokens_per_minute is None for s in shards)
+    # Concurrency is per shard, as it is per process.
+    assert all(s.concurrency == 7 for s in shards)
     assert all(s.model == MODEL for s in shards)
 
 
-def test_shard_settings_keep_the_whole_rate_when_redis_shares_it():
+def test_with_redis_every_shard_books_against_the_whole_rate():
     base = BatchSettings(
         model=MODEL,
         concurrency=8,
         requests_per_minute=10,
+        tokens_per_minute=5000,
         redis_url="redis://127.0.0.1:6379/0",
     )
     shards = shard_settings(base, 2)
-    assert [s.concurrency for s in shards] == [4, 4]
-    assert [s.requests_per_minute for s in shards] == [10, 10]
+    assert shards == [base, base]
 
 
 def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
