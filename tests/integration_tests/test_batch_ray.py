@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sys
-from decimal import Decimal
 
 # Ray's `uv run` hook (on by default when an ancestor process is `uv run`) would
 # build a fresh virtualenv for the workers and upload the working directory;
@@ -26,7 +25,7 @@ from langchain_holysheep.batch._ray import (
     run_on_ray,
     shard_settings,
 )
-from langchain_holysheep.batch._types import BatchRequest
+from langchain_holysheep.batch._types import BatchRequest, nano_to_usd, usd_to_nano
 from langchain_holysheep.errors import HolySheepInputError
 from langchain_holysheep.testing.pytest_plugin import OFFLINE_API_KEY
 
@@ -59,13 +58,14 @@ def local_ray():
             os.environ["HOLYSHEEP_API_KEY"] = saved
 
 
-def requests(count, start=0):
+def requests(count, start=0, **body):
     for index in range(start, start + count):
         yield BatchRequest(
             custom_id=f"req-{index}",
             body={
                 "model": MODEL,
                 "messages": [{"role": "user", "content": f"question {index}"}],
+                **body,
             },
             line_no=index + 1,
         )
@@ -212,11 +212,20 @@ def test_the_driver_reads_the_input_a_chunk_at_a_time(local_ray, gw):
     assert len(gw.requests) == 200
 
 
+def worst_case_usd(requests_each):
+    from langchain_holysheep.batch._cost import worst_case_nano
+    from langchain_holysheep.pricing import load_price_table
+
+    body = next(requests(1, max_tokens=16)).body
+    return nano_to_usd(worst_case_nano(body, MODEL, load_price_table()) * requests_each)
+
+
 def test_a_budget_without_redis_is_one_budget_for_every_shard(local_ray, gw):
     results = []
-    budget = Decimal("0.0005")
+    budget = worst_case_usd(25)
+    limit_nano = usd_to_nano(budget)
     stats = run_on_ray(
-        requests(400),
+        requests(400, max_tokens=16),
         settings(gw, budget_usd=budget),
         on_result=results.append,
         budget_usd=budget,
@@ -228,7 +237,8 @@ def test_a_budget_without_redis_is_one_budget_for_every_shard(local_ray, gw):
     assert 0 < len(results) < 400
     assert stats.sent == len(results)
     spent = sum(result.cost_nano for result in results)
-    assert spent <= 500_000  # 0.0005 USD in nano-dollars
+    assert all(result.priced for result in results)
+    assert 0 < spent <= limit_nano
 
 
 def test_a_ray_data_pipeline_answers_each_row(local_ray, gw):
