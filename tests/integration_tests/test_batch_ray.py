@@ -8,6 +8,7 @@ started for the module and shut down at its end.
 import json
 import logging
 import os
+import subprocess
 import sys
 
 # Ray's `uv run` hook (on by default when an ancestor process is `uv run`) would
@@ -316,3 +317,121 @@ def test_dict_bodies_come_back_from_arrow_as_they_were_sent(local_ray, gw):
     assert isinstance(sent["a"]["max_tokens"], int)
     assert "max_tokens" not in sent["b"]
     assert sent["b"]["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+# ------------------------------------------------- the whole run, --ray
+
+
+def write_input(path, count):
+    with path.open("w") as out:
+        for request in requests(count):
+            line = {
+                "custom_id": request.custom_id,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": request.body,
+            }
+            out.write(json.dumps(line) + "\n")
+    return path
+
+
+def output_ids(path):
+    return [json.loads(line)["custom_id"] for line in path.read_text().splitlines()]
+
+
+def test_the_cli_with_ray_answers_every_line_once(gw, tmp_path):
+    # A fresh process starts its own local Ray (two CPUs here: two shards).
+    source = write_input(tmp_path / "in.jsonl", 150)
+    output = tmp_path / "out.jsonl"
+    env = {
+        **os.environ,
+        "HOLYSHEEP_API_KEY": OFFLINE_API_KEY,
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    }
+    env.pop("RAY_ADDRESS", None)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "langchain_holysheep.cli",
+            "batch",
+            str(source),
+            "--output",
+            str(output),
+            "--ray",
+            "--concurrency",
+            "4",
+            "--base-url",
+            gw.base_url,
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    ids = output_ids(output)
+    assert len(ids) == 150
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(150))
+    sent = sorted(r.body["messages"][0]["content"] for r in gw.requests)
+    assert sent == sorted(f"question {i}" for i in range(150))
+    assert OFFLINE_API_KEY not in output.read_text()
+    assert OFFLINE_API_KEY not in completed.stdout + completed.stderr
+
+
+def test_a_ray_run_resumes_after_a_partial_output(local_ray, gw, tmp_path):
+    from langchain_holysheep.batch._api import run_batch
+    from langchain_holysheep.batch._format import success_line
+
+    source = write_input(tmp_path / "in.jsonl", 60)
+    output = tmp_path / "out.jsonl"
+    earlier = list(requests(21))
+
+    def answered(request):
+        body = {
+            "id": "chatcmpl-earlier",
+            "object": "chat.completion",
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "from before"},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        return success_line(
+            request,
+            body,
+            request_id=None,
+            model=MODEL,
+            cost_usd=None,
+            latency_ms=1.0,
+            attempts=1,
+        )
+
+    done = "".join(answered(request) for request in earlier[:20])
+    torn = answered(earlier[20])[:50]  # a writer killed mid-line
+    output.write_text(done + torn)
+
+    summary = run_batch(
+        source, output, ray=True, ray_workers=2, concurrency=4, base_url=gw.base_url
+    )
+
+    assert summary.already_done == 20
+    assert summary.succeeded == 40
+    assert summary.exit_status == 0
+    text = output.read_text()
+    assert text.startswith(done)  # what was whole stays as it was
+    ids = output_ids(output)
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(60))
+    sent = sorted(r.body["messages"][0]["content"] for r in gw.requests)
+    assert sent == sorted(f"question {i}" for i in range(20, 60))
+
+    gw.reset()
+    again = run_batch(source, output, ray=True, ray_workers=2, base_url=gw.base_url)
+    assert again.already_done == 60
+    assert gw.requests == []
+    assert output.read_text() == text
