@@ -34,6 +34,7 @@ SCRIPTS = (
     "bench_fallback.py",
     "bench_embeddings.py",
     "bench_fleet.py",
+    "bench_batch.py",
 )
 
 
