@@ -262,13 +262,19 @@ def _check_body(body: Mapping[str, Any], line_no: int) -> None:
         )
 
 
-def _dump(line: Mapping[str, Any]) -> str:
+def _dump(fields: Mapping[str, Any]) -> str:
     # ASCII only: a lone surrogate from a "\\ud800" escape still writes.
-    return json.dumps(line, separators=_SEPARATORS) + "\n"
+    return json.dumps(fields, separators=_SEPARATORS)
 
 
-def _usd(cost_usd: Decimal | None) -> float | None:
-    return None if cost_usd is None else float(cost_usd)
+def _usd_text(cost_usd: Decimal | None) -> str:
+    """The cost as a JSON number in plain notation (``0.000058``, not ``5.8e-05``)."""
+    if cost_usd is None:
+        return "null"
+    if not cost_usd.is_finite():
+        msg = f"cost_usd must be a finite amount, got {cost_usd}"
+        raise ValueError(msg)
+    return format(cost_usd, "f")
 
 
 def _line(
@@ -281,18 +287,19 @@ def _line(
     latency_ms: float,
     attempts: int,
 ) -> str:
-    return _dump(
+    head = _dump(
         {
             "id": f"batch_req_{uuid.uuid4().hex}",
             "custom_id": request.custom_id,
             "response": response,
             "error": error,
-            "cost_usd": _usd(cost_usd),
-            "model": model,
-            "latency_ms": round(latency_ms, 3),
-            "attempts": attempts,
         }
     )
+    tail = _dump(
+        {"model": model, "latency_ms": round(latency_ms, 3), "attempts": attempts}
+    )
+    # The cost is spliced in as exact decimal text, between the two objects.
+    return f'{head[:-1]},"cost_usd":{_usd_text(cost_usd)},{tail[1:]}\n'
 
 
 def success_line(
