@@ -175,8 +175,9 @@ def add_batch_arguments(command: argparse.ArgumentParser) -> None:
         type=_not_negative,
         default=DEFAULT_RETRIES,
         metavar="N",
-        help="retries of a failed request (429, 5xx, timeouts) before its line "
-        f"becomes an error line (default: {DEFAULT_RETRIES})",
+        help="extra rounds over the model and its fallbacks after a retryable "
+        "failure (429, 5xx, timeouts) before the line becomes an error line "
+        f"(default: {DEFAULT_RETRIES})",
     )
     limits = command.add_argument_group("rate limits and sharing")
     limits.add_argument(
@@ -244,6 +245,13 @@ def add_batch_arguments(command: argparse.ArgumentParser) -> None:
         help="the Ray cluster to join, e.g. ray://head:10001 or auto (needs "
         "--ray; default: start a local Ray)",
     )
+    ray.add_argument(
+        "--ray-workers",
+        type=_positive,
+        metavar="N",
+        help="Ray workers to run the requests on, each with --concurrency in "
+        "flight (needs --ray; default: one per CPU, at most 8)",
+    )
     command.add_argument(
         "-q",
         "--quiet",
@@ -299,8 +307,12 @@ def _prices(args: argparse.Namespace) -> dict[str, Any] | str | None:
 
 def _check(args: argparse.Namespace) -> None:
     """The rules between arguments that argparse cannot say (status 2)."""
-    if args.ray_address and not args.ray:
-        raise CLIError("--ray-address is for --ray runs: add --ray", EXIT_INPUT)
+    for flag, value in (
+        ("--ray-address", args.ray_address),
+        ("--ray-workers", args.ray_workers),
+    ):
+        if value is not None and not args.ray:
+            raise CLIError(f"{flag} is for --ray runs: add --ray", EXIT_INPUT)
     if args.offline and args.base_url:
         raise CLIError(
             "--offline and --base-url cannot be combined; pick one", EXIT_INPUT
@@ -365,6 +377,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 timeout=connection.timeout,
                 ray=args.ray,
                 ray_address=args.ray_address,
+                ray_workers=args.ray_workers,
                 progress=progress,
             )
         except BatchInputError as error:

@@ -26,6 +26,7 @@ FLAGS = [
     "--price",
     "--ray",
     "--ray-address",
+    "--ray-workers",
     "--quiet",
     "--offline",
     "--base-url",
@@ -91,6 +92,7 @@ def test_good_arguments_parse_with_their_defaults():
     assert args.budget_usd is None
     assert (args.prices, args.price) == (None, [])
     assert (args.ray, args.ray_address, args.quiet) == (False, None, False)
+    assert args.ray_workers is None
     assert (args.offline, args.base_url, args.timeout) == (False, None, 60.0)
 
 
@@ -103,7 +105,8 @@ def test_every_option_parses():
             "--tokens-per-minute", "90000", "--redis-url", "redis://127.0.0.1:6379/0",
             "--namespace", "nightly", "--budget-usd", "12.50", "--prices", "p.json",
             "--price", "my-model=0.15,0.60", "--price", "other=1,2.5", "--ray",
-            "--ray-address", "auto", "--quiet", "--timeout", "30",
+            "--ray-address", "auto", "--ray-workers", "3", "--quiet",
+            "--timeout", "30",
         ]
     )  # fmt: skip
     assert args.fallbacks == ("claude-haiku-4-5", "deepseek-chat")
@@ -114,6 +117,7 @@ def test_every_option_parses():
         ("other", Decimal(1), Decimal("2.5")),
     ]
     assert (args.ray, args.ray_address, args.quiet) == (True, "auto", True)
+    assert args.ray_workers == 3
 
 
 def test_the_redis_url_defaults_to_the_environment(monkeypatch):
@@ -143,6 +147,7 @@ def test_the_redis_url_defaults_to_the_environment(monkeypatch):
         (["--price", "m=cheap,0.2"], "expected the price of 'm' in USD"),
         (["--fallbacks", "a,,b"], "expected model ids separated by commas"),
         (["--timeout", "0"], "must be a positive number"),
+        (["--ray", "--ray-workers", "0"], "--ray-workers: must be at least 1"),
     ],
 )
 def test_a_bad_option_exits_2_with_one_line(capsys, extra, expected):
@@ -185,11 +190,14 @@ def test_no_key_and_no_offline_refuses_to_start(capsys):
     assert "--offline" in line
 
 
-def test_ray_address_needs_ray(capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "extra", [["--ray-address", "auto"], ["--ray-workers", "2"]], ids=lambda x: x[0]
+)
+def test_ray_options_need_ray(capsys, monkeypatch, extra):
     monkeypatch.setenv("HOLYSHEEP_API_KEY", "cr_unit_test_key")
-    status, line = run(capsys, "--ray-address", "auto")
+    status, line = run(capsys, *extra)
     assert status == 2
-    assert "add --ray" in line
+    assert f"{extra[0]} is for --ray runs: add --ray" in line
 
 
 def test_offline_and_base_url_cannot_be_combined(capsys):
