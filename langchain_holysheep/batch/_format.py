@@ -40,6 +40,7 @@ __all__ = [
     "BatchInputError",
     "error_line",
     "line_custom_id",
+    "line_status",
     "parse_line",
     "success_line",
 ]
@@ -395,6 +396,21 @@ def line_custom_id(text: str) -> str | None:
         Its ``custom_id``, or ``None`` when the line is not a whole JSON object
         with a ``custom_id`` string (a torn line).
     """
+    status = line_status(text)
+    return None if status is None else status[0]
+
+
+def line_status(text: str) -> tuple[str, bool] | None:
+    """The ``custom_id`` of an output line and whether it is a success.
+
+    Args:
+        text: The line (with or without its newline).
+
+    Returns:
+        ``(custom_id, ok)``, ``ok`` false for an error line (an ``error`` that
+        is not ``null``); ``None`` when the line is not a whole JSON object
+        with a ``custom_id`` string (a torn line).
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -402,4 +418,6 @@ def line_custom_id(text: str) -> str | None:
     if not isinstance(data, dict):
         return None
     custom_id = data.get("custom_id")
-    return custom_id if isinstance(custom_id, str) and custom_id else None
+    if not isinstance(custom_id, str) or not custom_id:
+        return None
+    return custom_id, data.get("error") is None

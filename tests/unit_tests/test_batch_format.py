@@ -10,6 +10,7 @@ from langchain_holysheep.batch._format import (
     BatchInputError,
     error_line,
     line_custom_id,
+    line_status,
     parse_line,
     success_line,
 )
@@ -309,6 +310,12 @@ def test_the_custom_id_of_a_whole_output_line():
     )  # fmt: skip
     assert line_custom_id(text) == "q1"
     assert line_custom_id(text.rstrip("\n")) == "q1"
+    assert line_status(text) == ("q1", False)
+    ok = success_line(
+        REQUEST, COMPLETION, request_id=None, model="m", cost_usd=None,
+        latency_ms=1.0, attempts=1,
+    )  # fmt: skip
+    assert line_status(ok) == ("q1", True)
 
 
 @pytest.mark.parametrize(
@@ -325,6 +332,7 @@ def test_the_custom_id_of_a_whole_output_line():
 )
 def test_a_torn_or_foreign_line_has_no_custom_id(text):
     assert line_custom_id(text) is None
+    assert line_status(text) is None
 
 
 @pytest.mark.parametrize(
