@@ -15,27 +15,41 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
 
-from langchain_holysheep.batch._format import BatchInputError, line_custom_id
+from langchain_holysheep.batch._format import BatchInputError, line_status
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["OutputWriter", "read_done"]
+__all__ = ["Checkpoint", "OutputWriter", "read_checkpoint", "read_done"]
 
 logger = logging.getLogger(__name__)
 
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
 
 
-def _custom_id(raw: bytes) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What an output file already holds.
+
+    Attributes:
+        done: The ids of every success and error line (none is sent again).
+        failed: The ids among them whose last line is an error line.
+    """
+
+    done: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
+def _status(raw: bytes) -> tuple[str, bool] | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return line_custom_id(text)
+    return line_status(text)
 
 
 def read_done(output_path: str | os.PathLike[str]) -> set[str]:
@@ -55,12 +69,28 @@ def read_done(output_path: str | os.PathLike[str]) -> set[str]:
         BatchInputError: The file cannot be read or cut, or a line before the
             last is not a result line (the file is not a batch output).
     """
+    return read_checkpoint(output_path).done
+
+
+def read_checkpoint(output_path: str | os.PathLike[str]) -> Checkpoint:
+    """The output file's done and failed ids (:func:`read_done`, with the errors).
+
+    Args:
+        output_path: The output JSONL file (a missing file answers nothing).
+
+    Returns:
+        The ids of every line, and of the error lines apart (a run over an
+        output holding error lines has not answered every line).
+
+    Raises:
+        BatchInputError: As :func:`read_done`.
+    """
     path = Path(output_path)
     shown = os.fspath(output_path)
     try:
         file = path.open("r+b")
     except FileNotFoundError:
-        return set()
+        return Checkpoint()
     except OSError as error:
         raise BatchInputError(
             f"cannot open the output to resume from it ({error.strerror}): check "
@@ -68,6 +98,7 @@ def read_done(output_path: str | os.PathLike[str]) -> set[str]:
             path=shown,
         ) from None
     done: set[str] = set()
+    failed: set[str] = set()
     with file:
         good_end = 0
         bad: tuple[int, bytes] | None = None
@@ -84,11 +115,16 @@ def read_done(output_path: str | os.PathLike[str]) -> set[str]:
             if whole and not raw.strip():
                 good_end += len(raw)
                 continue
-            custom_id = _custom_id(raw)
-            if custom_id is None:
+            status = _status(raw)
+            if status is None:
                 bad = (line_no, raw)
                 continue
+            custom_id, ok = status
             done.add(custom_id)
+            if ok:
+                failed.discard(custom_id)
+            else:
+                failed.add(custom_id)
             good_end += len(raw)
             if not whole:  # the last line: nothing follows it
                 file.seek(0, os.SEEK_END)
@@ -112,7 +148,7 @@ def read_done(output_path: str | os.PathLike[str]) -> set[str]:
                 if raw.endswith(b"\n")
                 else "no newline at its end",
             )
-    return done
+    return Checkpoint(done, failed)
 
 
 class OutputWriter:

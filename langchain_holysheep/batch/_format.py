@@ -40,6 +40,7 @@ __all__ = [
     "BatchInputError",
     "error_line",
     "line_custom_id",
+    "line_status",
     "parse_line",
     "success_line",
 ]
@@ -262,13 +263,19 @@ def _check_body(body: Mapping[str, Any], line_no: int) -> None:
         )
 
 
-def _dump(line: Mapping[str, Any]) -> str:
+def _dump(fields: Mapping[str, Any]) -> str:
     # ASCII only: a lone surrogate from a "\\ud800" escape still writes.
-    return json.dumps(line, separators=_SEPARATORS) + "\n"
+    return json.dumps(fields, separators=_SEPARATORS)
 
 
-def _usd(cost_usd: Decimal | None) -> float | None:
-    return None if cost_usd is None else float(cost_usd)
+def _usd_text(cost_usd: Decimal | None) -> str:
+    """The cost as a JSON number in plain notation (``0.000058``, not ``5.8e-05``)."""
+    if cost_usd is None:
+        return "null"
+    if not cost_usd.is_finite():
+        msg = f"cost_usd must be a finite amount, got {cost_usd}"
+        raise ValueError(msg)
+    return format(cost_usd, "f")
 
 
 def _line(
@@ -281,18 +288,19 @@ def _line(
     latency_ms: float,
     attempts: int,
 ) -> str:
-    return _dump(
+    head = _dump(
         {
             "id": f"batch_req_{uuid.uuid4().hex}",
             "custom_id": request.custom_id,
             "response": response,
             "error": error,
-            "cost_usd": _usd(cost_usd),
-            "model": model,
-            "latency_ms": round(latency_ms, 3),
-            "attempts": attempts,
         }
     )
+    tail = _dump(
+        {"model": model, "latency_ms": round(latency_ms, 3), "attempts": attempts}
+    )
+    # The cost is spliced in as exact decimal text, between the two objects.
+    return f'{head[:-1]},"cost_usd":{_usd_text(cost_usd)},{tail[1:]}\n'
 
 
 def success_line(
@@ -388,6 +396,21 @@ def line_custom_id(text: str) -> str | None:
         Its ``custom_id``, or ``None`` when the line is not a whole JSON object
         with a ``custom_id`` string (a torn line).
     """
+    status = line_status(text)
+    return None if status is None else status[0]
+
+
+def line_status(text: str) -> tuple[str, bool] | None:
+    """The ``custom_id`` of an output line and whether it is a success.
+
+    Args:
+        text: The line (with or without its newline).
+
+    Returns:
+        ``(custom_id, ok)``, ``ok`` false for an error line (an ``error`` that
+        is not ``null``); ``None`` when the line is not a whole JSON object
+        with a ``custom_id`` string (a torn line).
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -395,4 +418,6 @@ def line_custom_id(text: str) -> str | None:
     if not isinstance(data, dict):
         return None
     custom_id = data.get("custom_id")
-    return custom_id if isinstance(custom_id, str) and custom_id else None
+    if not isinstance(custom_id, str) or not custom_id:
+        return None
+    return custom_id, data.get("error") is None

@@ -18,6 +18,8 @@ statuses). The rest of the package:
 * :mod:`~langchain_holysheep.cli.commands`: ``chat``, ``models``, ``bench``, ``cost``;
 * :mod:`~langchain_holysheep.cli.status`: ``status`` (the fleet's limits, blocks
   and breakers, from Redis);
+* :mod:`~langchain_holysheep.cli.batch`: ``batch`` (a resumable bulk run of a
+  JSONL file of chat requests);
 * :mod:`~langchain_holysheep.cli.demo`: ``demo`` and its steps, :data:`DEMO_STEPS`
   (to add a step, append a :class:`DemoStep` to it);
 * :mod:`~langchain_holysheep.cli._demo_data`: the canned texts and data;
@@ -42,6 +44,13 @@ from langchain_holysheep.cli._errors import (
     CLIError,
 )
 from langchain_holysheep.cli._output import one_line
+from langchain_holysheep.cli.batch import (
+    BATCH_DESCRIPTION,
+    BATCH_OFFLINE_HELP,
+    BATCH_SUMMARY,
+    add_batch_arguments,
+    cmd_batch,
+)
 from langchain_holysheep.cli.commands import cmd_bench, cmd_chat, cmd_cost, cmd_models
 from langchain_holysheep.cli.demo import DEMO_STEPS, DemoContext, DemoStep, cmd_demo
 from langchain_holysheep.cli.status import cmd_status
@@ -107,13 +116,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _gateway_options() -> _Parser:
+def _gateway_options(offline_help: str | None = None) -> _Parser:
     parent = _Parser(add_help=False)
     group = parent.add_argument_group("gateway")
     group.add_argument(
         "--offline",
         action="store_true",
-        help="use the built-in offline gateway (scripted replies); the default "
+        help=offline_help
+        or "use the built-in offline gateway (scripted replies); the default "
         "when HOLYSHEEP_API_KEY is not set",
     )
     group.add_argument(
@@ -177,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="HolySheep gateway from the command line: a demo, chat, the "
-        "model catalog, a latency benchmark and a cost calculator. Reads the key "
+        "model catalog, a latency benchmark, a cost calculator and resumable bulk "
+        "runs. Reads the key "
         "from HOLYSHEEP_API_KEY; without it, runs offline.",
     )
     commands = parser.add_subparsers(
@@ -315,6 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the key's token limit, to show used and remaining",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
+
+    batch = _add_command(
+        commands,
+        "batch",
+        cmd_batch,
+        gateway=_gateway_options(BATCH_OFFLINE_HELP),
+        summary=BATCH_SUMMARY,
+        description=BATCH_DESCRIPTION,
+    )
+    add_batch_arguments(batch)
     return parser
 
 

@@ -10,6 +10,7 @@ from langchain_holysheep.batch._format import (
     BatchInputError,
     error_line,
     line_custom_id,
+    line_status,
     parse_line,
     success_line,
 )
@@ -309,6 +310,12 @@ def test_the_custom_id_of_a_whole_output_line():
     )  # fmt: skip
     assert line_custom_id(text) == "q1"
     assert line_custom_id(text.rstrip("\n")) == "q1"
+    assert line_status(text) == ("q1", False)
+    ok = success_line(
+        REQUEST, COMPLETION, request_id=None, model="m", cost_usd=None,
+        latency_ms=1.0, attempts=1,
+    )  # fmt: skip
+    assert line_status(ok) == ("q1", True)
 
 
 @pytest.mark.parametrize(
@@ -325,3 +332,34 @@ def test_the_custom_id_of_a_whole_output_line():
 )
 def test_a_torn_or_foreign_line_has_no_custom_id(text):
     assert line_custom_id(text) is None
+    assert line_status(text) is None
+
+
+@pytest.mark.parametrize(
+    ("cost", "text"),
+    [
+        (Decimal("0.000012345"), '"cost_usd":0.000012345,'),
+        (Decimal("1E-9"), '"cost_usd":0.000000001,'),
+        (Decimal("5.8e-5"), '"cost_usd":0.000058,'),
+        (Decimal(0), '"cost_usd":0,'),
+        (None, '"cost_usd":null,'),
+    ],
+)
+def test_the_cost_is_written_exactly_in_plain_notation(cost, text):
+    line = success_line(
+        REQUEST, COMPLETION, request_id=None, model="m", cost_usd=cost,
+        latency_ms=1.0, attempts=1,
+    )  # fmt: skip
+    assert text in line
+    data = json.loads(line, parse_float=Decimal)
+    assert data["cost_usd"] == cost
+    assert list(data) == KEYS
+
+
+@pytest.mark.parametrize("cost", [Decimal("NaN"), Decimal("Infinity")])
+def test_a_cost_that_is_not_an_amount_is_a_bug(cost):
+    with pytest.raises(ValueError, match="finite"):
+        success_line(
+            REQUEST, COMPLETION, request_id=None, model="m", cost_usd=cost,
+            latency_ms=1.0, attempts=1,
+        )  # fmt: skip

@@ -9,7 +9,12 @@ import tracemalloc
 import pytest
 
 from langchain_holysheep.batch import _input
-from langchain_holysheep.batch._checkpoint import OutputWriter, read_done
+from langchain_holysheep.batch._checkpoint import (
+    Checkpoint,
+    OutputWriter,
+    read_checkpoint,
+    read_done,
+)
 from langchain_holysheep.batch._format import BatchInputError, error_line, success_line
 from langchain_holysheep.batch._input import check_paths, iter_requests, validate_input
 from langchain_holysheep.batch._types import BatchRequest
@@ -260,6 +265,18 @@ def test_iter_requests_refuses_a_line_broken_since_validation(tmp_path):
 
 def test_a_missing_output_has_nothing_done(tmp_path):
     assert read_done(tmp_path / "out.jsonl") == set()
+    assert read_checkpoint(tmp_path / "out.jsonl") == Checkpoint(set(), set())
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_checkpoint_tells_the_error_lines_apart(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text(
+        output_line("a") + output_line("b", ok=False) + output_line("c", ok=False)
+        + output_line("c")  # answered on a later run
+        + output_line("d", ok=False)[:20],  # torn: not done, not failed
+    )  # fmt: skip
+    assert read_checkpoint(target) == Checkpoint({"a", "b", "c"}, {"b"})
 
 
 def test_success_and_error_lines_both_count_as_done(tmp_path, caplog):
