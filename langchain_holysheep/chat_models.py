@@ -106,15 +106,18 @@ _F = TypeVar("_F", bound="Callable[..., Any]")
 def _call_cost(
     served: str, requested: str, usage: Any, metadata: dict[str, Any]
 ) -> tuple[float | None, str | None]:
-    """``(cost_usd, cost_source)`` of one call, by ``pricing.resolve_call_cost``."""
-    from langchain_holysheep.pricing import resolve_call_cost  # noqa: PLC0415
+    """``(cost_usd, cost_source)`` of one call, by ``pricing.resolve_call_cost``.
+
+    ``resolve_call_usd`` is that rule with only the total worked out.
+    """
+    from langchain_holysheep.pricing import resolve_call_usd  # noqa: PLC0415
 
     try:
-        cost = resolve_call_cost(served, usage, metadata, requested_model=requested)
+        cost = resolve_call_usd(served, usage, metadata, requested_model=requested)
     except ValueError as error:  # a broken HOLYSHEEP_PRICES_FILE, odd usage
         _logger.warning("No cost for this %s call: %s", served, error)
         return None, None
-    return (None, None) if cost is None else (cost.usd, cost.source)
+    return (None, None) if cost is None else cost
 
 
 def _settle(
