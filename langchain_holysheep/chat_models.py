@@ -512,12 +512,40 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = PROVIDER
+        """The tracing params: core's fields, read from ours.
+
+        The same dict (keys in the same order) as ``BaseChatModel._get_ls_params``
+        with our provider, model name and stop, without its ``hasattr`` probes
+        for attributes this class does not have (a pydantic ``AttributeError``
+        built on every call).
+        """
+        params: LangSmithParams = {"ls_provider": PROVIDER, "ls_model_type": "chat"}
+        if stop:
+            params["ls_stop"] = stop
         params["ls_model_name"] = kwargs.get("model") or self.model_name
+        temperature = kwargs.get("temperature")
+        if not ("temperature" in kwargs and isinstance(temperature, (int, float))):
+            temperature = self.temperature
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens")
+        if not ("max_tokens" in kwargs and isinstance(max_tokens, int)):
+            max_tokens = self.max_tokens
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
         if params.get("ls_stop") is None and isinstance(self.stop, list):
             params["ls_stop"] = self.stop
         return params
+
+    def _dict_for_compat(self) -> dict[str, Any]:
+        """``asdict()``, unless a subclass still overrides the deprecated ``dict``.
+
+        langchain-core calls ``dict()`` on every call inside a warnings filter
+        (for such overrides); without one, ``dict()`` is ``asdict()``.
+        """
+        if type(self).dict is BaseChatModel.dict:
+            return self.asdict()
+        return super()._dict_for_compat()
 
     def _combine_llm_outputs(
         self, llm_outputs: list[dict[str, Any] | None]
