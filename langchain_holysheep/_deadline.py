@@ -23,6 +23,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Final, Self
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextvars import Token
     from types import TracebackType
 
@@ -64,9 +65,12 @@ class Deadline:
         self._tripped = True
 
 
-def current() -> Deadline | None:
-    """The deadline of the step running in this context, if any."""
-    return _CURRENT.get()
+current: Final[Callable[[], Deadline | None]] = _CURRENT.get
+"""The deadline of the step running in this context, if any.
+
+The context variable's own ``get``: the transport asks on every socket
+operation, so no Python frame sits in between.
+"""
 
 
 _NO_DEADLINE: Final = nullcontext()

@@ -135,11 +135,17 @@ class _DeadlineStream(httpcore2.NetworkStream):
     def __init__(self, stream: httpcore2.NetworkStream) -> None:
         self._stream = stream
 
+    # Reads and writes ask for the deadline inline: without one (the usual
+    # call) that is the only work added to the stream's own.
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _capped(timeout, httpcore2.ReadTimeout))
+        if current() is not None:
+            timeout = _capped(timeout, httpcore2.ReadTimeout)
+        return self._stream.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _capped(timeout, httpcore2.WriteTimeout))
+        if current() is not None:
+            timeout = _capped(timeout, httpcore2.WriteTimeout)
+        self._stream.write(buffer, timeout)
 
     def close(self) -> None:
         self._stream.close()
@@ -270,7 +276,8 @@ class _SocketOnceStream(httpcore2.AsyncNetworkStream):
         max_bytes: int,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> bytes:
-        timeout = _capped(timeout, httpcore2.ReadTimeout)
+        if current() is not None:  # inline, as in ``_DeadlineStream``
+            timeout = _capped(timeout, httpcore2.ReadTimeout)
         return await self._stream.read(max_bytes, timeout)
 
     async def write(
@@ -278,7 +285,9 @@ class _SocketOnceStream(httpcore2.AsyncNetworkStream):
         buffer: bytes,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> None:
-        await self._stream.write(buffer, _capped(timeout, httpcore2.WriteTimeout))
+        if current() is not None:
+            timeout = _capped(timeout, httpcore2.WriteTimeout)
+        await self._stream.write(buffer, timeout)
 
     async def aclose(self) -> None:
         await self._stream.aclose()

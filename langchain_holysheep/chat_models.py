@@ -106,15 +106,18 @@ _F = TypeVar("_F", bound="Callable[..., Any]")
 def _call_cost(
     served: str, requested: str, usage: Any, metadata: dict[str, Any]
 ) -> tuple[float | None, str | None]:
-    """``(cost_usd, cost_source)`` of one call, by ``pricing.resolve_call_cost``."""
-    from langchain_holysheep.pricing import resolve_call_cost  # noqa: PLC0415
+    """``(cost_usd, cost_source)`` of one call, by ``pricing.resolve_call_cost``.
+
+    ``resolve_call_usd`` is that rule with only the total worked out.
+    """
+    from langchain_holysheep.pricing import resolve_call_usd  # noqa: PLC0415
 
     try:
-        cost = resolve_call_cost(served, usage, metadata, requested_model=requested)
+        cost = resolve_call_usd(served, usage, metadata, requested_model=requested)
     except ValueError as error:  # a broken HOLYSHEEP_PRICES_FILE, odd usage
         _logger.warning("No cost for this %s call: %s", served, error)
         return None, None
-    return (None, None) if cost is None else (cost.usd, cost.source)
+    return (None, None) if cost is None else cost
 
 
 def _settle(
@@ -509,12 +512,40 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = PROVIDER
+        """The tracing params: core's fields, read from ours.
+
+        The same dict (keys in the same order) as ``BaseChatModel._get_ls_params``
+        with our provider, model name and stop, without its ``hasattr`` probes
+        for attributes this class does not have (a pydantic ``AttributeError``
+        built on every call).
+        """
+        params: LangSmithParams = {"ls_provider": PROVIDER, "ls_model_type": "chat"}
+        if stop:
+            params["ls_stop"] = stop
         params["ls_model_name"] = kwargs.get("model") or self.model_name
+        temperature = kwargs.get("temperature")
+        if not ("temperature" in kwargs and isinstance(temperature, (int, float))):
+            temperature = self.temperature
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens")
+        if not ("max_tokens" in kwargs and isinstance(max_tokens, int)):
+            max_tokens = self.max_tokens
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
         if params.get("ls_stop") is None and isinstance(self.stop, list):
             params["ls_stop"] = self.stop
         return params
+
+    def _dict_for_compat(self) -> dict[str, Any]:
+        """``asdict()``, unless a subclass still overrides the deprecated ``dict``.
+
+        langchain-core calls ``dict()`` on every call inside a warnings filter
+        (for such overrides); without one, ``dict()`` is ``asdict()``.
+        """
+        if type(self).dict is BaseChatModel.dict:
+            return self.asdict()
+        return super()._dict_for_compat()
 
     def _combine_llm_outputs(
         self, llm_outputs: list[dict[str, Any] | None]

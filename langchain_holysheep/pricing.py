@@ -59,6 +59,7 @@ __all__ = [
     "load_price_table",
     "monthly_cost",
     "resolve_call_cost",
+    "resolve_call_usd",
 ]
 
 PRICES_FILE_ENV_VAR = "HOLYSHEEP_PRICES_FILE"
@@ -209,19 +210,8 @@ class ModelPrice:
         Returns:
             The exact cost, with ``source="price_table"``.
         """
-        cached = min(cached_input_tokens, input_tokens)
-        written = min(cache_write_tokens, input_tokens - cached)
-        input_usd = _CTX.divide(
-            _CTX.multiply(Decimal(input_tokens - cached - written), self._input),
-            _MILLION,
-        )
-        cached_usd = _CTX.divide(_CTX.multiply(Decimal(cached), self._cached), _MILLION)
-        write_usd = _CTX.divide(_CTX.multiply(Decimal(written), self._write), _MILLION)
-        output_usd = _CTX.divide(
-            _CTX.multiply(Decimal(output_tokens), self._output), _MILLION
-        )
-        total = _CTX.add(
-            _CTX.add(_CTX.add(input_usd, cached_usd), write_usd), output_usd
+        input_usd, cached_usd, write_usd, output_usd, total = self._parts(
+            input_tokens, output_tokens, cached_input_tokens, cache_write_tokens
         )
         return Cost(
             usd=_round_usd(total),
@@ -233,6 +223,52 @@ class ModelPrice:
             price=self,
             cache_write_usd=_round_usd(write_usd),
         )
+
+    def total_usd(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float:
+        """Only the total of :meth:`cost` (``cost(...).usd``), with one rounding.
+
+        Args:
+            input_tokens: As for :meth:`cost`.
+            output_tokens: As for :meth:`cost`.
+            cached_input_tokens: As for :meth:`cost`.
+            cache_write_tokens: As for :meth:`cost`.
+
+        Returns:
+            The same total :meth:`cost` reports, in USD rounded to 1e-9.
+        """
+        return _round_usd(
+            self._parts(
+                input_tokens, output_tokens, cached_input_tokens, cache_write_tokens
+            )[4]
+        )
+
+    def _parts(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        cache_write_tokens: int,
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """Exact (input, cached input, cache write, output, total) USD."""
+        cached = min(cached_input_tokens, input_tokens)
+        written = min(cache_write_tokens, input_tokens - cached)
+        divide, multiply = _CTX.divide, _CTX.multiply
+        input_usd = divide(
+            multiply(Decimal(input_tokens - cached - written), self._input), _MILLION
+        )
+        cached_usd = divide(multiply(Decimal(cached), self._cached), _MILLION)
+        write_usd = divide(multiply(Decimal(written), self._write), _MILLION)
+        output_usd = divide(multiply(Decimal(output_tokens), self._output), _MILLION)
+        total = _CTX.add(
+            _CTX.add(_CTX.add(input_usd, cached_usd), write_usd), output_usd
+        )
+        return input_usd, cached_usd, write_usd, output_usd, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,6 +718,8 @@ def load_price_table(overrides: Overrides | None = None) -> PriceTable:
 
 
 def _token_count(value: object, what: str) -> int:
+    if type(value) is int and value >= 0:  # the usual case, first
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -823,6 +861,56 @@ def resolve_call_cost(
     if cost is None and requested_model and requested_model != model:
         cost = cost_from_usage(requested_model, usage, table=table)
     return cost
+
+
+def resolve_call_usd(
+    model: str | None,
+    usage: Mapping[str, Any] | None,
+    response_metadata: Mapping[str, Any],
+    *,
+    requested_model: str | None = None,
+) -> tuple[float, CostSource] | None:
+    """``(usd, source)`` of :func:`resolve_call_cost` with the default table.
+
+    The same rule and the same total, without the cost's parts: what a chat
+    call puts in its ``response_metadata`` (``cost_usd``, ``cost_source``).
+
+    Args:
+        model: As for :func:`resolve_call_cost`.
+        usage: As for :func:`resolve_call_cost`.
+        response_metadata: As for :func:`resolve_call_cost`.
+        requested_model: As for :func:`resolve_call_cost`.
+
+    Returns:
+        The total cost in USD and its source, or ``None`` when
+        :func:`resolve_call_cost` returns ``None``.
+
+    Raises:
+        ValueError: As for :func:`resolve_call_cost`.
+    """
+    reported = _reported_usd(response_metadata.get("cost_usd"))
+    if reported is not None:
+        source = response_metadata.get("cost_source")
+        label: CostSource = "price_table" if source == "price_table" else "gateway"
+        return _round_usd(Decimal(repr(reported))), label
+    token_usage = response_metadata.get("token_usage")
+    if isinstance(token_usage, dict):
+        reported = _reported_usd(token_usage.get("cost_usd"))
+        if reported is not None:
+            return _round_usd(Decimal(repr(reported))), "gateway"
+    if not usage or not (model or requested_model):
+        return None
+    table = load_price_table()
+    price = table.get(model) if model else None
+    if price is None and requested_model and requested_model != model:
+        price = table.get(requested_model)
+    if price is None:
+        return None
+    tokens = _usage_tokens(usage)
+    if tokens is None:
+        return None
+    input_tokens, cached, output_tokens, written = tokens
+    return price.total_usd(input_tokens, output_tokens, cached, written), "price_table"
 
 
 def monthly_cost(
