@@ -336,8 +336,7 @@ class _Sender:
             if not await self._reserve(reserved):
                 raise _BudgetSpent
         try:
-            if self._limiter is not None:
-                await self._limiter.areserve(tokens=_request_tokens(body), model=model)
+            await self._limiter.areserve(tokens=_request_tokens(body), model=model)
             line.attempts += 1
             self.sent += 1
             with watching(self._limiter, model):
@@ -515,14 +514,12 @@ class _Sender:
         )
 
 
-def _limiter(settings: BatchSettings) -> HolySheepRateLimiter | None:
-    """The run's limiter: with limits, or to share 429 blocks through Redis."""
-    if (
-        settings.requests_per_minute is None
-        and settings.tokens_per_minute is None
-        and settings.redis_url is None
-    ):
-        return None
+def _limiter(settings: BatchSettings) -> HolySheepRateLimiter:
+    """The run's limiter: its limits, and the 429 blocks every request obeys.
+
+    A limiter with no limits still holds a 429's block (for this process, or
+    for the fleet with ``redis_url``), so one 429 quiets the whole run.
+    """
     from langchain_holysheep.ratelimit.limiter import (  # noqa: PLC0415
         HolySheepRateLimiter,
     )
