@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pydantic import SecretStr
 
+    from langchain_holysheep.batch._checkpoint import Checkpoint
     from langchain_holysheep.batch._summary import BatchSummary
     from langchain_holysheep.batch._types import (
         BatchRequest,
@@ -49,22 +50,27 @@ class _Run:
     progress: Progress | None
     total: int = 0
     already_done: int = 0
+    failed_before: int = 0
     done: set[str] = field(default_factory=set)
     started: float = field(default_factory=perf_counter)
 
     def prepare(self) -> None:
         """Check the paths, read the checkpoint, validate the whole input."""
-        from langchain_holysheep.batch._checkpoint import read_done  # noqa: PLC0415
+        from langchain_holysheep.batch._checkpoint import (  # noqa: PLC0415
+            read_checkpoint,
+        )
         from langchain_holysheep.batch._input import (  # noqa: PLC0415
             check_paths,
             validate_input,
         )
 
         check_paths(self.input_path, self.output_path)
-        self.done = read_done(self.output_path)
-        check = _LineCheck(self.settings, self.done, self.input_path)
+        checkpoint = read_checkpoint(self.output_path)
+        self.done = checkpoint.done
+        check = _LineCheck(self.settings, checkpoint, self.input_path)
         self.total = validate_input(self.input_path, check=check)
         self.already_done = check.already_done
+        self.failed_before = check.failed_before
 
     def pending(self) -> Iterator[BatchRequest]:
         """The lines with no output line yet, read as they are needed."""
@@ -76,12 +82,15 @@ class _Run:
 class _LineCheck:
     """What every line must satisfy before anything is sent, beyond its format."""
 
-    def __init__(self, settings: BatchSettings, done: set[str], path: str) -> None:
+    def __init__(
+        self, settings: BatchSettings, checkpoint: Checkpoint, path: str
+    ) -> None:
         from langchain_holysheep.batch._cost import has_price  # noqa: PLC0415
         from langchain_holysheep.pricing import load_price_table  # noqa: PLC0415
 
         self._settings = settings
-        self._done = done
+        self._done = checkpoint.done
+        self._failed = checkpoint.failed
         self._path = path
         self._has_price = has_price
         self._table: PriceTable | None = (
@@ -91,10 +100,13 @@ class _LineCheck:
         )
         self._priced: set[str] = set()
         self.already_done = 0
+        self.failed_before = 0
 
     def __call__(self, request: BatchRequest) -> None:
         if request.custom_id in self._done:
             self.already_done += 1
+            if request.custom_id in self._failed:
+                self.failed_before += 1
         models = self._settings.models_for(request.body)
         if not models:
             raise BatchInputError(
@@ -208,6 +220,7 @@ async def _run(
         usage=usage,
         elapsed_s=perf_counter() - run.started,
         output_path=run.output_path,
+        failed_before=run.failed_before,
     )
 
 

@@ -184,6 +184,8 @@ class BatchSummary:
         usage: This run's usage per model.
         elapsed_s: How long the run took, in seconds.
         output_path: The output file.
+        failed_before: Of ``already_done``, lines that were error lines (the
+            output still lacks their answers: the run exits 1).
     """
 
     total: int
@@ -197,13 +199,14 @@ class BatchSummary:
     usage: UsageSummary
     elapsed_s: float
     output_path: str
+    failed_before: int = 0
 
     @property
     def exit_status(self) -> int:
         """3 when the budget stopped the run, else 1 with error lines, else 0."""
         if self.budget_stopped:
             return EXIT_BUDGET
-        if self.failed:
+        if self.failed or self.failed_before:
             return EXIT_SOME_FAILED
         return EXIT_OK
 
@@ -231,6 +234,10 @@ class BatchSummary:
                 "same command again with a larger --budget-usd to answer them "
                 "(answered lines are skipped)."
             )
-        elif self.failed:
-            text += f". {self.failed} error line(s) are in the output."
+        elif self.failed or self.failed_before:
+            errors = self.failed + self.failed_before
+            text += (
+                f". {errors} error line(s) are in the output (delete them and run "
+                "again to retry them)."
+            )
         return text

@@ -343,8 +343,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from pydantic import SecretStr  # noqa: PLC0415
 
-    # Until the engine lands: no module yet.
-    from langchain_holysheep.batch._api import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    from langchain_holysheep.batch._api import (  # noqa: PLC0415
         run_batch,
     )
     from langchain_holysheep.batch._format import BatchInputError  # noqa: PLC0415
@@ -352,7 +351,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     err = sys.stderr
     progress = None
     if not args.quiet:
-        from langchain_holysheep.batch._progress import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        from langchain_holysheep.batch._progress import (  # noqa: PLC0415
             make_progress,
         )
 

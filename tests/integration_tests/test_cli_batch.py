@@ -156,11 +156,6 @@ def test_error_lines_count_as_done(gw, tmp_path):
     assert target.read_text() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the summary counts only this run's failures; _api can count the "
-    "output's error lines with _checkpoint.read_checkpoint(...).failed",
-)
 def test_a_rerun_over_error_lines_still_exits_1(gw, tmp_path):
     source, target = failed_run(gw, tmp_path)
     assert run_batch(gw, source, target, "--quiet").returncode == 1
