@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         LineResult,
         Progress,
     )
+    from langchain_holysheep.callbacks import UsageSummary
     from langchain_holysheep.pricing import Overrides, PriceTable
 
 __all__ = ["BatchOptions", "arun_batch", "run_batch"]
@@ -206,7 +207,7 @@ async def _run(
             usage = counter.summary()
             if progress is not None:
                 progress.finish(usage)
-    spent = await _spent(budget, counter)
+    spent = await _spent(budget, usage)
     finished = run.already_done + succeeded + failed
     return BatchSummary(
         total=run.total,
@@ -243,12 +244,12 @@ def _run_on_ray(
     )
 
 
-async def _spent(budget: Budget | None, counter: Any) -> Decimal:
+async def _spent(budget: Budget | None, usage: UsageSummary) -> Decimal:
     from langchain_holysheep.batch._types import nano_to_usd  # noqa: PLC0415
 
     if budget is not None:
         return nano_to_usd(await budget.spent_nano())
-    return Decimal(str(counter.summary().cost_usd or 0))
+    return Decimal(str(usage.cost_usd or 0))
 
 
 class BatchOptions(TypedDict, total=False):
