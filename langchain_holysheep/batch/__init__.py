@@ -15,8 +15,9 @@ neither ``openai`` nor Ray. See ``docs/batch.md``.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_holysheep._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from langchain_holysheep.batch._api import BatchOptions, arun_batch, run_batch
@@ -61,15 +62,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'langchain_holysheep.batch' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

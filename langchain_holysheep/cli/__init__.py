@@ -35,6 +35,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from langchain_holysheep.chat_models import DEFAULT_BASE_URL, DEFAULT_MODEL
+from langchain_holysheep.cli._args import count, positive_int
 from langchain_holysheep.cli._connect import Connection
 from langchain_holysheep.cli._errors import (
     EXIT_INTERRUPTED,
@@ -81,29 +82,6 @@ class _Parser(argparse.ArgumentParser):
 
         message = mask_text(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _whole_number(text: str, *, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if value < minimum:
-        bound = (
-            "must not be negative" if minimum == 0 else f"must be at least {minimum}"
-        )
-        raise argparse.ArgumentTypeError(f"{bound}, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _whole_number(text, minimum=1)
-
-
-def _count(text: str) -> int:
-    return _whole_number(text, minimum=0)
 
 
 def _seconds(text: str) -> float:
@@ -225,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--no-stream", action="store_true", help="wait for the whole answer"
     )
-    chat.add_argument("--max-tokens", type=_positive_int, help="cap the answer")
+    chat.add_argument("--max-tokens", type=positive_int, help="cap the answer")
     chat.add_argument(
         "--temperature", type=float, help="sampling temperature in [0, 2]"
     )
@@ -253,10 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Progress goes to stderr.",
     )
     bench.add_argument(
-        "--requests", type=_positive_int, default=20, metavar="N", help="default 20"
+        "--requests", type=positive_int, default=20, metavar="N", help="default 20"
     )
     bench.add_argument(
-        "--concurrency", type=_positive_int, default=4, metavar="C", help="default 4"
+        "--concurrency", type=positive_int, default=4, metavar="C", help="default 4"
     )
     bench.add_argument(
         "--prompt",
@@ -273,16 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the monthly cost of a workload on each model from "
         "the price table (no request is sent).",
     )
-    cost.add_argument("--requests-per-month", type=_count, required=True, metavar="N")
+    cost.add_argument("--requests-per-month", type=count, required=True, metavar="N")
     cost.add_argument(
-        "--input-tokens", type=_count, required=True, metavar="I", help="per request"
+        "--input-tokens", type=count, required=True, metavar="I", help="per request"
     )
     cost.add_argument(
-        "--output-tokens", type=_count, required=True, metavar="O", help="per request"
+        "--output-tokens", type=count, required=True, metavar="O", help="per request"
     )
     cost.add_argument(
         "--cached-input-tokens",
-        type=_count,
+        type=count,
         default=0,
         metavar="C",
         help="of the input tokens, how many are cache reads (default 0)",
@@ -315,13 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--namespace", help="only this namespace (default: all)")
     status.add_argument(
         "--requests-per-minute",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="the key's request limit, to show used and remaining",
     )
     status.add_argument(
         "--tokens-per-minute",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="the key's token limit, to show used and remaining",
     )

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_holysheep.batch._types import EXIT_INPUT
+from langchain_holysheep.cli._args import count, positive_int
 from langchain_holysheep.cli._connect import connect
 from langchain_holysheep.cli._errors import CLIError
 
@@ -63,26 +64,6 @@ BATCH_EPILOG: Final = (
     "or arguments (nothing sent); 3 the budget stopped the run (run again with a "
     "larger --budget-usd to go on); 130 interrupted (run again to go on)."
 )
-
-
-def _whole(text: str, *, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _whole(text, minimum=1)
-
-
-def _not_negative(text: str) -> int:
-    return _whole(text, minimum=0)
 
 
 def _usd(text: str, *, what: str, zero: bool) -> Decimal:
@@ -165,14 +146,14 @@ def add_batch_arguments(command: argparse.ArgumentParser) -> None:
     )
     send.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"requests in flight at once (default: {DEFAULT_CONCURRENCY})",
     )
     send.add_argument(
         "--retries",
-        type=_not_negative,
+        type=count,
         default=DEFAULT_RETRIES,
         metavar="N",
         help="extra rounds over the model and its fallbacks after a retryable "
@@ -182,13 +163,13 @@ def add_batch_arguments(command: argparse.ArgumentParser) -> None:
     limits = command.add_argument_group("rate limits and sharing")
     limits.add_argument(
         "--requests-per-minute",
-        type=_positive,
+        type=positive_int,
         metavar="R",
         help="cap on requests per minute (default: no cap)",
     )
     limits.add_argument(
         "--tokens-per-minute",
-        type=_positive,
+        type=positive_int,
         metavar="T",
         help="cap on tokens per minute, prompt estimate plus max_tokens "
         "(default: no cap)",
@@ -247,7 +228,7 @@ def add_batch_arguments(command: argparse.ArgumentParser) -> None:
     )
     ray.add_argument(
         "--ray-workers",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="Ray workers to run the requests on, each with --concurrency in "
         "flight (needs --ray; default: one per CPU, at most 8)",

@@ -19,6 +19,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import pytest
 import ray
 
+from langchain_holysheep.batch._budget import budget_key
 from langchain_holysheep.batch._engine import BatchSettings
 from langchain_holysheep.batch._ray import (
     RAY_EXTRA_HINT,
@@ -240,6 +241,42 @@ def test_a_budget_without_redis_is_one_budget_for_every_shard(local_ray, gw):
     spent = sum(result.cost_nano for result in results)
     assert all(result.priced for result in results)
     assert 0 < spent <= limit_nano
+
+
+def test_a_budget_on_redis_is_shared_by_every_shard(local_ray, gw):
+    from tests.redis_support import (
+        SHARED_REDIS_URL,
+        client,
+        namespace_on_shared_redis,
+    )
+
+    results = []
+    budget = worst_case_usd(25)
+    limit_nano = usd_to_nano(budget)
+    with namespace_on_shared_redis() as namespace:
+        stats = run_on_ray(
+            requests(400, max_tokens=16),
+            settings(
+                gw,
+                budget_usd=budget,
+                redis_url=SHARED_REDIS_URL,
+                namespace=namespace,
+            ),
+            on_result=results.append,
+            budget_usd=budget,
+            address=None,
+            workers=2,
+            chunk_size=20,
+        )
+        stored = client().hgetall(budget_key(namespace, OFFLINE_API_KEY))
+    assert stats.budget_stopped
+    assert 0 < len(results) < 400
+    assert stats.sent == len(results) == len(gw.requests)
+    spent = sum(result.cost_nano for result in results)
+    assert 0 < spent <= limit_nano
+    # Both shards booked on the one Redis budget: it holds what they all spent.
+    assert int(stored[b"spent"]) == spent
+    assert int(stored[b"reserved"]) == 0
 
 
 def test_a_ray_data_pipeline_answers_each_row(local_ray, gw):

@@ -12,10 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import pytest
 
+from langchain_holysheep.batch._budget import budget_key
+from langchain_holysheep.batch._cost import worst_case_nano
+from langchain_holysheep.batch._summary import format_usd
+from langchain_holysheep.batch._types import EXIT_BUDGET, nano_to_usd, usd_to_nano
+from langchain_holysheep.pricing import load_price_table
 from langchain_holysheep.testing import Fault, Reply
+from tests.redis_support import SHARED_REDIS_URL, client, namespace_on_shared_redis
 
 FAKE_KEY = "cr_batch_cli_secret_key_0123456789abcdef"
 CHAT_PATH = "/v1/chat/completions"
@@ -304,3 +311,108 @@ def output_lines_tolerant(path):
         for raw in path.read_text().splitlines(keepends=True)
         if raw.endswith("\n")
     ]
+
+
+# ------------------------------------------------------------------- budget
+
+
+def one_request_worst_case_nano(source):
+    """The worst case the budget reserves for one line of ``source``."""
+    body = json.loads(source.read_text().splitlines()[0])["body"]
+    return worst_case_nano(body, body["model"], load_price_table())
+
+
+def spent_nano(path):
+    """What the lines of an output say they cost, in nano-dollars (exact)."""
+    lines = [
+        json.loads(raw, parse_float=Decimal) for raw in path.read_text().splitlines()
+    ]
+    return sum(usd_to_nano(line["cost_usd"]) for line in lines)
+
+
+def test_the_budget_stops_the_run_with_exit_3_and_says_what_was_spent(gw, tmp_path):
+    source = write_input(tmp_path / "in.jsonl", 200)
+    target = tmp_path / "out.jsonl"
+    limit = nano_to_usd(one_request_worst_case_nano(source) * 12)
+    result = run_batch(
+        gw, source, target, "--budget-usd", str(limit), "--concurrency", "4"
+    )
+    assert result.returncode == EXIT_BUDGET, result.stderr
+    answered = output_lines(target)
+    assert 12 <= len(answered) < 200
+    assert all(line["error"] is None for line in answered)
+    assert len(chat_requests(gw)) == len(answered)  # nothing sent went unwritten
+    assert spent_nano(target) <= usd_to_nano(limit)
+    message = result.stdout + result.stderr
+    assert "Stopped by the budget" in message
+    assert f"of the {format_usd(limit)} budget" in message
+    assert f"{200 - len(answered)} request(s) not sent" in message
+    assert "--budget-usd" in message
+
+
+def start_batch(gw, source, target, *extra):
+    return subprocess.Popen(
+        argv(gw, source, target, *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
+def run_two_workers(gw, tmp_path, *extra):
+    """Two ``holysheep batch`` processes at once, each on its own 200 lines."""
+    # Slow answers (2 in flight each: about 40 a second per worker), so the budget
+    # lasts seconds and the two runs overlap even if one starts late.
+    gw.set_default(Reply(content="Slow answer.", delay_before_headers=0.05))
+    jobs = []
+    for name in ("a", "b"):
+        source = write_input(tmp_path / f"{name}.jsonl", 200)
+        target = tmp_path / f"{name}-out.jsonl"
+        jobs.append((target, start_batch(gw, source, target, *extra)))
+    outcomes = []
+    try:
+        for target, process in jobs:
+            stdout, stderr = process.communicate(timeout=180)
+            outcomes.append((process.returncode, stdout + stderr, target))
+    finally:
+        for _, process in jobs:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return outcomes
+
+
+def test_two_workers_on_one_redis_share_one_budget(gw, tmp_path):
+    worst = one_request_worst_case_nano(write_input(tmp_path / "probe.jsonl", 1))
+    limit = nano_to_usd(worst * 10)
+    with namespace_on_shared_redis() as namespace:
+        outcomes = run_two_workers(
+            gw, tmp_path,
+            "--budget-usd", str(limit), "--redis-url", SHARED_REDIS_URL,
+            "--namespace", namespace, "--concurrency", "2", "--quiet",
+        )  # fmt: skip
+        stored = client().hgetall(budget_key(namespace, FAKE_KEY))
+    for status, message, _ in outcomes:
+        assert status == EXIT_BUDGET, message
+        assert "Stopped by the budget" in message
+    spent = [spent_nano(target) for _, _, target in outcomes]
+    assert all(each > 0 for each in spent)  # both workers spent from it
+    assert sum(spent) <= usd_to_nano(limit)  # and together never past it
+    assert int(stored[b"spent"]) == sum(spent)
+    assert int(stored[b"reserved"]) == 0
+    answered = sum(len(output_lines(target)) for _, _, target in outcomes)
+    assert answered == len(chat_requests(gw))
+
+
+def test_without_redis_each_worker_spends_its_own_budget(gw, tmp_path):
+    """The control for the test above: the same two runs, no shared budget."""
+    worst = one_request_worst_case_nano(write_input(tmp_path / "probe.jsonl", 1))
+    limit = nano_to_usd(worst * 10)
+    outcomes = run_two_workers(
+        gw, tmp_path, "--budget-usd", str(limit), "--concurrency", "4", "--quiet"
+    )
+    assert [status for status, _, _ in outcomes] == [EXIT_BUDGET, EXIT_BUDGET]
+    spent = [spent_nano(target) for _, _, target in outcomes]
+    assert all(each <= usd_to_nano(limit) for each in spent)
+    assert sum(spent) > usd_to_nano(limit)

@@ -131,7 +131,7 @@ def test_the_redis_url_defaults_to_the_environment(monkeypatch):
     [
         (["--concurrency", "0"], "--concurrency: must be at least 1, got 0"),
         (["--concurrency", "many"], "expected a whole number, got 'many'"),
-        (["--retries", "-1"], "--retries: must be at least 0, got -1"),
+        (["--retries", "-1"], "--retries: must not be negative, got -1"),
         (["--requests-per-minute", "0"], "must be at least 1"),
         (["--tokens-per-minute", "1.5"], "expected a whole number"),
         (["--budget-usd", "0"], "a budget must be more than 0"),
