@@ -12,11 +12,19 @@ The baseline is the SDK's typed call, ``client.chat.completions.create``
 wire: streams request usage (``stream_options.include_usage``) in all three.
 
     uv run python benchmarks/bench_chat.py [--quick] [--rounds N] [--json FILE]
+        [--measures invoke,stream,ainvoke] [--base-url URL]
+
+``--base-url`` sends to a gateway that is already running instead of starting
+one, so two checkouts can be measured against the very same server: run this
+script with each checkout's interpreter (``<worktree>/.venv/bin/python
+benchmarks/bench_chat.py --base-url ...``), alternating.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +211,18 @@ def bench_ainvoke(base_url: str, calls: int, concurrency: int, rounds: int) -> R
     return asyncio.run(_abench(base_url, calls, concurrency, rounds))
 
 
+MEASURES = ("invoke", "stream", "ainvoke")
+
+
+def _measures(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in MEASURES]
+    if unknown or not names:
+        msg = f"expected a comma-separated subset of {','.join(MEASURES)}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
 def main(argv: list[str] | None = None) -> list[Result]:
     """Run the three chat measures and print them.
 
@@ -212,24 +232,37 @@ def main(argv: list[str] | None = None) -> list[Result]:
     Returns:
         The results.
     """
-    args = parser(__doc__ or "").parse_args(argv)
+    cli = parser(__doc__ or "")
+    cli.add_argument(
+        "--measures",
+        type=_measures,
+        default=MEASURES,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(MEASURES)} (default: all)",
+    )
+    cli.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="a running OpenAI-compatible gateway to send to (default: start one)",
+    )
+    args = cli.parse_args(argv)
     if args.quick:
         sizes = {"calls": 5, "streams": 1, "batch": 20, "concurrency": 5}
         rounds = args.rounds or 1
     else:
         sizes = {"calls": 200, "streams": 10, "batch": 1000, "concurrency": 100}
         rounds = args.rounds or 15
-    with GatewayProcess() as gateway:
-        results = [
-            bench_invoke(gateway.base_url, sizes["calls"], rounds),
-            bench_stream(gateway.base_url, sizes["streams"], rounds),
-            bench_ainvoke(
-                gateway.base_url,
-                sizes["batch"],
-                sizes["concurrency"],
-                max(1, rounds // 2),
-            ),
-        ]
+    runs: dict[str, Callable[[str], Result]] = {
+        "invoke": lambda url: bench_invoke(url, sizes["calls"], rounds),
+        "stream": lambda url: bench_stream(url, sizes["streams"], rounds),
+        "ainvoke": lambda url: bench_ainvoke(
+            url, sizes["batch"], sizes["concurrency"], max(1, rounds // 2)
+        ),
+    }
+    with contextlib.ExitStack() as stack:
+        url = args.base_url or stack.enter_context(GatewayProcess()).base_url
+        results = [runs[name](url) for name in args.measures]
     emit(results, args.json)
     return results
 

@@ -115,10 +115,18 @@ async def test_requests_are_taken_from_the_iterator_only_as_slots_free_up(
     assert max(seen_in_flight) >= 2
 
 
-async def test_a_400_is_an_error_line_at_once_and_the_run_goes_on(holysheep_gateway):
-    holysheep_gateway.enqueue(
-        Fault(status=400, message="messages[0].content is invalid"), model="bad-model"
-    )
+@pytest.mark.parametrize(
+    ("status", "message", "code"),
+    [
+        (400, "messages[0].content is invalid", "invalid_request_error"),
+        (404, "model 'gone' not found", "model_not_found"),
+    ],
+)
+async def test_a_final_error_is_an_error_line_at_once_and_the_run_goes_on(
+    holysheep_gateway, status, message, code
+):
+    # No fallback model: a 404 has nowhere to fall over to, so it is final too.
+    holysheep_gateway.enqueue(Fault(status=status, message=message), model="bad-model")
     requests = [
         *_requests(3),
         BatchRequest(
@@ -132,11 +140,13 @@ async def test_a_400_is_an_error_line_at_once_and_the_run_goes_on(holysheep_gate
     assert stats.written == 4
     bad = json.loads(by_id["bad"].line)
     assert not by_id["bad"].ok
-    assert bad["response"] is None or bad["response"]["status_code"] == 400
-    assert bad["error"]["code"] == "invalid_request_error"
-    assert "messages[0].content is invalid" in bad["error"]["message"]
+    assert bad["response"]["status_code"] == status
+    assert message in bad["error"]["message"]
+    assert bad["error"]["code"] == code
     assert bad["attempts"] == 1  # never retried
     assert all(by_id[f"r{i}"].ok for i in range(3))
+    sent = [r.body["model"] for r in _chat_requests(holysheep_gateway)]
+    assert sent.count("bad-model") == 1
 
 
 async def test_a_model_that_is_not_served_falls_over_to_the_next(holysheep_gateway):
