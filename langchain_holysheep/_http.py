@@ -47,6 +47,7 @@ __all__ = [
     "aget_json",
     "aopen_sse",
     "apost_json",
+    "apost_json_with_request_id",
     "astream_events",
     "get_json",
     "open_sse",
@@ -120,6 +121,35 @@ async def apost_json(
                 path, content=encode_body(body), cast_to=object, options=options
             )
         return _parse(parse, data, client, path)
+
+
+async def apost_json_with_request_id(
+    client: openai.AsyncOpenAI,
+    path: str,
+    body: Mapping[str, Any],
+    options: openai.RequestOptions,
+    parse: Callable[[Any], _T],
+) -> tuple[_T, str | None]:
+    """:func:`apost_json`, also returning the gateway's ``x-request-id`` header.
+
+    For the bulk runs, whose output lines carry the request id as the OpenAI
+    Batch API's do. The answer is read as the SDK reads it for ``cast_to=object``
+    (JSON when the content type says so, else the text, which ``parse`` refuses).
+
+    Returns:
+        What ``parse`` returns, and the request id (``None`` if none was sent).
+    """
+    import httpx2  # noqa: PLC0415 (loaded with openai by then)
+
+    with _translated(client, None):
+        response = await client.post(
+            path, content=encode_body(body), cast_to=httpx2.Response, options=options
+        )
+        data = response.json() if _is_json(response) else response.text
+        return (
+            _parse(parse, data, client, path),
+            response.headers.get("x-request-id"),
+        )
 
 
 def get_json(

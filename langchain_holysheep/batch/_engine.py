@@ -33,7 +33,7 @@ gateway returned it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
@@ -189,6 +189,7 @@ class _Answer:
     priced: bool
     refusal: str | None
     empty: bool
+    request_id: str | None = None
 
 
 class _Gateway(GatewaySettings):
@@ -321,7 +322,9 @@ class _Sender:
         self, line: _Line, model: str, breaker: CircuitBreaker
     ) -> _Answer:
         """Reserve, send and settle one request to one model."""
-        from langchain_holysheep._http import apost_json  # noqa: PLC0415
+        from langchain_holysheep._http import (  # noqa: PLC0415
+            apost_json_with_request_id,
+        )
         from langchain_holysheep.batch._cost import worst_case_nano  # noqa: PLC0415
         from langchain_holysheep.fallback._policy import (  # noqa: PLC0415
             is_retryable,
@@ -340,9 +343,10 @@ class _Sender:
             line.attempts += 1
             self.sent += 1
             with watching(self._limiter, model):
-                answer = await apost_json(
+                answer, request_id = await apost_json_with_request_id(
                     self._client, _CHAT_PATH, body, self._options, self._reader(model)
                 )
+            answer = replace(answer, request_id=request_id)
         except BaseException as error:
             await self._settle(reserved, 0)
             if isinstance(error, Exception) and is_retryable(error):
@@ -425,7 +429,7 @@ class _Sender:
         if not isinstance(usage, dict):
             usage = {}
         common: dict[str, Any] = {
-            "request_id": None,
+            "request_id": answer.request_id,
             "model": model,
             "cost_usd": line.cost_usd(),
             "latency_ms": round(line.latency_ms(), 3),

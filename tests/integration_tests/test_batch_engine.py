@@ -88,6 +88,10 @@ async def test_every_request_is_answered_once_with_the_gateways_completion(
         assert result.cost_nano > 0
         assert Decimal(str(line["cost_usd"])) == nano_to_usd(result.cost_nano)
         assert KEY not in result.line
+    # Each line carries the id the gateway gave its answer (its x-request-id).
+    request_ids = [json.loads(r.line)["response"]["request_id"] for r in results]
+    assert all(rid.startswith("req_offline_") for rid in request_ids)
+    assert len(set(request_ids)) == 25
 
 
 async def test_requests_are_taken_from_the_iterator_only_as_slots_free_up(
