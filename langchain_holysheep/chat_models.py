@@ -752,11 +752,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, model)
+        deadline = None if total is None else Deadline(total)
         reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            reserved = limiter.reserve_chat(messages, body)
+            reserved = limiter.reserve_chat(messages, body, deadline=deadline)
         start = perf_counter()
-        deadline = None if total is None else Deadline(total)
         try:
             with watching(limiter, model):
                 end, result = post_json(
@@ -788,11 +788,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, model)
+        deadline = None if total is None else Deadline(total)
         reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            reserved = await limiter.areserve_chat(messages, body)
+            reserved = await limiter.areserve_chat(messages, body, deadline=deadline)
         start = perf_counter()
-        deadline = None if total is None else Deadline(total)
         try:
             with watching(limiter, model):
                 end, result = await apost_json(
@@ -822,11 +822,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_client)
         client = get_sync_client(config)
         self._ensure_served(config, body["model"])
+        deadline = None if total is None else Deadline(total)
         reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            reserved = limiter.reserve_chat(messages, body)
+            reserved = limiter.reserve_chat(messages, body, deadline=deadline)
         start = perf_counter()
-        deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
             try:
                 stream = open_sse(client, _CHAT_PATH, body, options, deadline=deadline)
@@ -864,11 +864,11 @@ class ChatHolySheep(HolySheepSerializable, BaseChatModel, GatewaySettings):
         config = self._client_config(self.http_async_client)
         client = await get_async_client(config)
         await self._aensure_served(config, body["model"])
+        deadline = None if total is None else Deadline(total)
         reserved = 0
         if (limiter := self._holysheep_limiter()) is not None:
-            reserved = await limiter.areserve_chat(messages, body)
+            reserved = await limiter.areserve_chat(messages, body, deadline=deadline)
         start = perf_counter()
-        deadline = None if total is None else Deadline(total)
         with watching(limiter, body["model"]):
             try:
                 stream = await aopen_sse(

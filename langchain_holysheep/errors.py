@@ -453,7 +453,11 @@ class HolySheepTotalTimeoutError(HolySheepTimeoutError):
     """
 
     def __init__(
-        self, total_timeout: float, request: httpx2.Request | None = None
+        self,
+        total_timeout: float,
+        request: httpx2.Request | None = None,
+        *,
+        limiter_wait: float | None = None,
     ) -> None:
         """Create the error.
 
@@ -461,25 +465,48 @@ class HolySheepTotalTimeoutError(HolySheepTimeoutError):
             total_timeout: The bound that was reached, in seconds.
             request: The request that was stopped (credentials masked);
                 ``None`` when none was in flight (a fallback chain's deadline
-                passing between attempts).
+                passing between attempts, or a rate-limiter slot past it).
+            limiter_wait: When the rate limiter's next free slot was further
+                off than the time left, that wait in seconds (``None``
+                otherwise); the request was then never sent.
         """
         super().__init__(request=request)  # type: ignore[arg-type]
         self.total_timeout = total_timeout
-        self.message = (
-            f"The call took longer than total_timeout={total_timeout:g} s and was "
-            "stopped; a stream's text so far is in error.partial_text. Raise "
-            "total_timeout (or pass total_timeout=... per call), or ask for a "
-            "shorter answer (max_tokens)."
-        )
+        self.limiter_wait = limiter_wait
+        if limiter_wait is None:
+            self.message = (
+                f"The call took longer than total_timeout={total_timeout:g} s and "
+                "was stopped; a stream's text so far is in error.partial_text. "
+                "Raise total_timeout (or pass total_timeout=... per call), or ask "
+                "for a shorter answer (max_tokens)."
+            )
+        else:
+            self.message = (
+                f"The rate limiter's next free slot for this call is "
+                f"{limiter_wait:.2f} s away, past what is left of its "
+                f"total_timeout={total_timeout:g} s, so it was not sent. Raise "
+                "total_timeout (or pass total_timeout=... per call), or send "
+                "fewer requests at once."
+            )
         self.args = (self.message,)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle with the bound, the request and the partial text."""
+        """Pickle with the bound, request, limiter wait and partial text."""
         return (
-            type(self),
-            (self.total_timeout, self.request),
+            _rebuild_total_timeout,
+            (type(self), self.total_timeout, self.request, self.limiter_wait),
             {"partial_text": self.partial_text},
         )
+
+
+def _rebuild_total_timeout(
+    cls: type[HolySheepTotalTimeoutError],
+    total_timeout: float,
+    request: httpx2.Request | None,
+    limiter_wait: float | None,
+) -> HolySheepTotalTimeoutError:
+    """Unpickle a :class:`HolySheepTotalTimeoutError` (its keyword argument kept)."""
+    return cls(total_timeout, request, limiter_wait=limiter_wait)
 
 
 class HolySheepStreamError(openai.APIError, ModelAPIError, HolySheepError):

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from langchain_core.messages import BaseMessage
 
+    from langchain_holysheep._deadline import Deadline
     from langchain_holysheep.ratelimit._redis import RedisGCRA
 
 __all__ = [
@@ -495,7 +496,11 @@ class HolySheepRateLimiter(BaseRateLimiter):
         return prompt_tokens(messages, body) + output
 
     def reserve_chat(
-        self, messages: Sequence[BaseMessage], body: dict[str, Any]
+        self,
+        messages: Sequence[BaseMessage],
+        body: dict[str, Any],
+        *,
+        deadline: Deadline | None = None,
     ) -> int:
         """Reserve one chat request and its tokens, waiting for the slot.
 
@@ -505,28 +510,45 @@ class HolySheepRateLimiter(BaseRateLimiter):
         Args:
             messages: The request's messages.
             body: The request body.
+            deadline: The call's ``total_timeout`` deadline: the wait counts
+                against it, and a slot further off than the time left is not
+                waited for.
 
         Returns:
             The tokens reserved (for :meth:`settle_chat`).
+
+        Raises:
+            HolySheepTotalTimeoutError: The next slot is past ``deadline``
+                (nothing was reserved, nothing sent).
         """
         tokens = self.chat_tokens(messages, body)
-        self.reserve(tokens=tokens, model=body.get("model"))
+        plan = self._plan(1, tokens, body.get("model"))
+        booking = self._paid(plan, self._book(plan, _time_left(deadline)))
+        _slept(_within(booking, deadline))
         return tokens
 
     async def areserve_chat(
-        self, messages: Sequence[BaseMessage], body: dict[str, Any]
+        self,
+        messages: Sequence[BaseMessage],
+        body: dict[str, Any],
+        *,
+        deadline: Deadline | None = None,
     ) -> int:
         """Async :meth:`reserve_chat`.
 
         Args:
             messages: The request's messages.
             body: The request body.
+            deadline: The call's ``total_timeout`` deadline (see
+                :meth:`reserve_chat`).
 
         Returns:
             The tokens reserved (for :meth:`settle_chat`).
         """
         tokens = self.chat_tokens(messages, body)
-        await self.areserve(tokens=tokens, model=body.get("model"))
+        plan = self._plan(1, tokens, body.get("model"))
+        booking = self._paid(plan, await self._abook(plan, _time_left(deadline)))
+        await _aslept(_within(booking, deadline))
         return tokens
 
     def settle_chat(
@@ -799,6 +821,22 @@ class HolySheepRateLimiter(BaseRateLimiter):
 
 def _block_key(model: str | None) -> str:
     return f"m:{model}:block" if model else "block"
+
+
+def _time_left(deadline: Deadline | None) -> float | None:
+    """The longest wait a booking may take: what is left of the deadline."""
+    return None if deadline is None else max(deadline.left(), 0.0)
+
+
+def _within(booking: Booking, deadline: Deadline | None) -> Booking:
+    """``booking``, or the timeout error when its slot was past ``deadline``."""
+    if booking.booked or deadline is None:
+        return booking
+    from langchain_holysheep.errors import (  # noqa: PLC0415
+        HolySheepTotalTimeoutError,
+    )
+
+    raise HolySheepTotalTimeoutError(deadline.seconds, limiter_wait=booking.wait)
 
 
 def _slept(booking: Booking) -> bool:

@@ -19,7 +19,11 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from langchain_holysheep import HolySheepRateLimiter
-from langchain_holysheep.errors import HolySheepInputError, HolySheepRateLimitError
+from langchain_holysheep.errors import (
+    HolySheepInputError,
+    HolySheepRateLimitError,
+    HolySheepTotalTimeoutError,
+)
 from langchain_holysheep.testing import Fault
 from tests.modes import MODES, call
 from tests.redis_support import (
@@ -141,6 +145,19 @@ async def test_booked_slots_space_calls_on_redis_clock(make_model, make_limiter,
     for _ in range(4):
         await call(llm, mode)
     assert time.monotonic() - start >= 0.3 - 0.02
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_fleet_slot_past_total_timeout_is_refused_unsent(
+    make_model, make_limiter, gw, mode
+):
+    # Two limiters on one key: the other process took the minute's one request.
+    make_limiter(requests_per_minute=1).reserve()
+    llm = make_model(rate_limiter=make_limiter(requests_per_minute=1))
+    with pytest.raises(HolySheepTotalTimeoutError) as caught:
+        await call(llm, mode, total_timeout=10)
+    assert 55 < caught.value.limiter_wait <= 60
+    assert gw.requests == []
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -21,6 +21,7 @@ from langchain_holysheep.errors import (
     HolySheepTotalTimeoutError,
 )
 from langchain_holysheep.fallback import ChatHolySheepFallback
+from langchain_holysheep.ratelimit import HolySheepRateLimiter
 from langchain_holysheep.testing import Fault, Reply
 from tests.modes import INVOKES, MODES, STREAMS, call
 
@@ -186,6 +187,57 @@ def test_total_timeout_error_pickles(gw, make_model):
     assert copy.total_timeout == 0.3
     assert copy.partial_text == error.partial_text
     assert str(copy) == str(error)
+
+
+# ------------------------------------------------------ the rate limiter's wait
+def one_a_minute():
+    # The first request goes at once; the next slot is 60 s later.
+    return HolySheepRateLimiter(requests_per_minute=1, redis_url=None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_limiter_slot_past_the_deadline_is_not_waited_for(gw, make_model, mode):
+    model = make_model(rate_limiter=one_a_minute(), total_timeout=10)
+    assert await text_of(model, mode)
+    start = time.monotonic()
+    with pytest.raises(HolySheepTotalTimeoutError) as caught:
+        await text_of(model, mode)
+    error = caught.value
+    # Refused at once, with the wait that would have been needed: not after 10 s.
+    assert time.monotonic() - start < 5
+    assert error.total_timeout == 10
+    assert 55 < error.limiter_wait <= 60
+    assert "rate limiter's next free slot" in str(error)
+    assert "was not sent" in str(error)
+    assert len(gw.requests) == 1  # the second request never went out
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301  (our own bytes)
+    assert copy.limiter_wait == error.limiter_wait
+    assert str(copy) == str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_limiter_wait_that_fits_is_waited_and_counts_against_it(
+    gw, make_model, mode
+):
+    # 120 a minute: the second slot is 0.5 s after the first.
+    limiter = HolySheepRateLimiter(requests_per_minute=120, redis_url=None)
+    model = make_model(rate_limiter=limiter, total_timeout=5)
+    assert await text_of(model, mode)
+    start = time.monotonic()
+    assert await text_of(model, mode)
+    assert time.monotonic() - start >= 0.4  # the limiter held it
+    assert len(gw.requests) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_total_timeout_the_limiter_waits_as_long_as_it_takes(
+    gw, make_model, mode
+):
+    limiter = HolySheepRateLimiter(requests_per_minute=120, redis_url=None)
+    model = make_model(rate_limiter=limiter)
+    assert await text_of(model, mode)
+    assert await text_of(model, mode)
+    assert len(gw.requests) == 2
 
 
 # ------------------------------------------------------ the fallback chain
