@@ -754,8 +754,13 @@ def _reported_usd(value: object) -> float | None:
     return float(value)
 
 
+def _exact_usd(usd: float) -> float:
+    """A reported float cost, as its shortest decimal rounded to 1e-9 USD."""
+    return _round_usd(Decimal(repr(usd)))
+
+
 def _reported_cost(usd: float, source: CostSource, model: str | None) -> Cost:
-    return Cost(usd=_round_usd(Decimal(repr(usd))), source=source, model=model)
+    return Cost(usd=_exact_usd(usd), source=source, model=model)
 
 
 def cost_from_usage(
@@ -793,18 +798,7 @@ def cost_from_usage(
             )
             raise ValueError(msg)
         return _reported_cost(reported, "gateway", model)
-    if not model or not usage_metadata:
-        return None
-    if table is None:
-        table = load_price_table()
-    price = table.get(model)
-    if price is None:
-        return None
-    tokens = _usage_tokens(usage_metadata)
-    if tokens is None:
-        return None
-    input_tokens, cached, output_tokens, written = tokens
-    return price.cost(input_tokens, output_tokens, cached, written)
+    return _table_cost(_priced_usage(model, usage_metadata, table, None))
 
 
 def resolve_call_cost(
@@ -847,20 +841,61 @@ def resolve_call_cost(
         ValueError: The default price table cannot be loaded (a broken
             ``HOLYSHEEP_PRICES_FILE``), or a token count is negative or not an int.
     """
+    reported = _reported_call_usd(response_metadata)
+    if reported is not None:
+        return _reported_cost(*reported, model)
+    return _table_cost(_priced_usage(model, usage, table, requested_model))
+
+
+def _table_cost(
+    priced: tuple[ModelPrice, tuple[int, int, int, int]] | None,
+) -> Cost | None:
+    """The price table's :class:`Cost` of what :func:`_priced_usage` found."""
+    if priced is None:
+        return None
+    price, (input_tokens, cached, output_tokens, written) = priced
+    return price.cost(input_tokens, output_tokens, cached, written)
+
+
+def _reported_call_usd(
+    response_metadata: Mapping[str, Any],
+) -> tuple[float, CostSource] | None:
+    """Steps 1 and 2 of :func:`resolve_call_cost`: a cost already reported."""
     reported = _reported_usd(response_metadata.get("cost_usd"))
     if reported is not None:
         source = response_metadata.get("cost_source")
         label: CostSource = "price_table" if source == "price_table" else "gateway"
-        return _reported_cost(reported, label, model)
+        return reported, label
     token_usage = response_metadata.get("token_usage")
     if isinstance(token_usage, dict):
         reported = _reported_usd(token_usage.get("cost_usd"))
         if reported is not None:
-            return _reported_cost(reported, "gateway", model)
-    cost = cost_from_usage(model, usage, table=table)
-    if cost is None and requested_model and requested_model != model:
-        cost = cost_from_usage(requested_model, usage, table=table)
-    return cost
+            return reported, "gateway"
+    return None
+
+
+def _priced_usage(
+    model: str | None,
+    usage: Mapping[str, Any] | None,
+    table: PriceTable | None,
+    requested_model: str | None,
+) -> tuple[ModelPrice, tuple[int, int, int, int]] | None:
+    """Step 3 of :func:`resolve_call_cost`: the price and the usage's token counts.
+
+    The price of ``model``, else of ``requested_model`` when it differs; the
+    counts as :func:`_usage_tokens` reads them. ``None`` when either is missing.
+    """
+    if not usage or not (model or requested_model):
+        return None
+    if table is None:
+        table = load_price_table()
+    price = table.get(model) if model else None
+    if price is None and requested_model and requested_model != model:
+        price = table.get(requested_model)
+    if price is None:
+        return None
+    tokens = _usage_tokens(usage)
+    return None if tokens is None else (price, tokens)
 
 
 def resolve_call_usd(
@@ -888,28 +923,14 @@ def resolve_call_usd(
     Raises:
         ValueError: As for :func:`resolve_call_cost`.
     """
-    reported = _reported_usd(response_metadata.get("cost_usd"))
+    reported = _reported_call_usd(response_metadata)
     if reported is not None:
-        source = response_metadata.get("cost_source")
-        label: CostSource = "price_table" if source == "price_table" else "gateway"
-        return _round_usd(Decimal(repr(reported))), label
-    token_usage = response_metadata.get("token_usage")
-    if isinstance(token_usage, dict):
-        reported = _reported_usd(token_usage.get("cost_usd"))
-        if reported is not None:
-            return _round_usd(Decimal(repr(reported))), "gateway"
-    if not usage or not (model or requested_model):
+        usd, source = reported
+        return _exact_usd(usd), source
+    priced = _priced_usage(model, usage, None, requested_model)
+    if priced is None:
         return None
-    table = load_price_table()
-    price = table.get(model) if model else None
-    if price is None and requested_model and requested_model != model:
-        price = table.get(requested_model)
-    if price is None:
-        return None
-    tokens = _usage_tokens(usage)
-    if tokens is None:
-        return None
-    input_tokens, cached, output_tokens, written = tokens
+    price, (input_tokens, cached, output_tokens, written) = priced
     return price.total_usd(input_tokens, output_tokens, cached, written), "price_table"
 
 
