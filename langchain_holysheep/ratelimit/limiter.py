@@ -448,7 +448,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 so the call could never fit in a minute.
         """
         plan = self._plan(requests, tokens, model)
-        return _slept(self._paid(plan, self._book(plan, _max_wait(blocking=blocking))))
+        return _slept(self._book(plan, _max_wait(blocking=blocking)))
 
     async def areserve(
         self,
@@ -471,7 +471,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         """
         plan = self._plan(requests, tokens, model)
         booking = await self._abook(plan, _max_wait(blocking=blocking))
-        return await _aslept(self._paid(plan, booking))
+        return await _aslept(booking)
 
     def chat_tokens(self, messages: Sequence[BaseMessage], body: dict[str, Any]) -> int:
         """The tokens a chat request reserves (0 when no token limit applies).
@@ -523,7 +523,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         """
         tokens = self.chat_tokens(messages, body)
         plan = self._plan(1, tokens, body.get("model"))
-        booking = self._paid(plan, self._book(plan, _time_left(deadline)))
+        booking = self._book(plan, _time_left(deadline))
         _slept(_within(booking, deadline))
         return tokens
 
@@ -547,7 +547,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         """
         tokens = self.chat_tokens(messages, body)
         plan = self._plan(1, tokens, body.get("model"))
-        booking = self._paid(plan, await self._abook(plan, _time_left(deadline)))
+        booking = await self._abook(plan, _time_left(deadline))
         await _aslept(_within(booking, deadline))
         return tokens
 
@@ -797,6 +797,7 @@ class HolySheepRateLimiter(BaseRateLimiter):
         return seconds if seconds > 0 else None
 
     def _book(self, plan: _Plan, max_wait: float | None) -> Booking:
+        """Book ``plan`` (on Redis, else in process); what it carried is then paid."""
         if self._redis is not None and self._redis_due():
             try:
                 booking = self._redis.book(plan.blocks, plan.shared, max_wait)
@@ -804,10 +805,12 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 self._redis_failed(error)
             else:
                 self._redis_answered()
-                return booking
-        return self._local.book(plan.local_blocks, plan.local, max_wait)
+                return self._paid(plan, booking)
+        local = self._local.book(plan.local_blocks, plan.local, max_wait)
+        return self._paid(plan, local)
 
     async def _abook(self, plan: _Plan, max_wait: float | None) -> Booking:
+        """Async :meth:`_book` (the Redis call awaited)."""
         if self._redis is not None and self._redis_due():
             try:
                 booking = await self._redis.abook(plan.blocks, plan.shared, max_wait)
@@ -815,8 +818,9 @@ class HolySheepRateLimiter(BaseRateLimiter):
                 self._redis_failed(error)
             else:
                 self._redis_answered()
-                return booking
-        return self._local.book(plan.local_blocks, plan.local, max_wait)
+                return self._paid(plan, booking)
+        local = self._local.book(plan.local_blocks, plan.local, max_wait)
+        return self._paid(plan, local)
 
 
 def _block_key(model: str | None) -> str:
